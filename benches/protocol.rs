@@ -1,0 +1,2 @@
+// Placeholder replaced by the protocol work: hot-path codec benchmarks.
+fn main() {}

@@ -1,0 +1,1 @@
+//! ZooKeeper-style coordinator for Ringtail.
