@@ -1,1 +1,36 @@
 //! Kafka wire protocol for Ringtail.
+//!
+//! # Layout
+//!
+//! - [`wire`]: primitive types (fixed-width ints, varints, strings, bytes,
+//!   arrays, tagged fields, uuids) over `&[u8]` readers and `BufMut`
+//!   writers; [`DecodeError`] for malformed input.
+//! - [`frame`]: the 4-byte size prefix; [`frame::check`] says whether a
+//!   buffer holds a whole frame without consuming it.
+//! - [`api_key`]: [`ApiKey`] and each API's first flexible version, which
+//!   decides the header versions.
+//! - [`header`]: request header parsing, response header encoding.
+//! - [`error_code`]: Kafka's numeric [`ErrorCode`]s.
+//! - [`types`]: newtypes for offsets, epochs and ids.
+//!
+//! Everything here is sans-IO: it reads from and writes to memory, and the
+//! broker's connection loop does the socket work.
+
+pub mod api_key;
+pub mod error_code;
+pub mod frame;
+pub mod header;
+pub mod types;
+pub mod wire;
+
+#[cfg(test)]
+mod testkit;
+
+pub use api_key::ApiKey;
+pub use error_code::ErrorCode;
+pub use frame::FrameError;
+pub use header::{HeaderError, RequestHeader};
+pub use types::{
+    CorrelationId, LeaderEpoch, NodeId, Offset, PartitionId, ProducerEpoch, ProducerId, Sequence,
+};
+pub use wire::{DecodeError, Reader, WireWrite};
