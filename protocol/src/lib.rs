@@ -11,12 +11,16 @@
 //!   decides the header versions.
 //! - [`header`]: request header parsing, response header encoding.
 //! - [`error_code`]: Kafka's numeric [`ErrorCode`]s.
+//! - [`batch`]: RecordBatch v2: a borrowed view with accessors, splitting,
+//!   Kafka's produce validation (CRC-32C, counts, offsets), in-place
+//!   patching, record iteration and a builder.
 //! - [`types`]: newtypes for offsets, epochs and ids.
 //!
 //! Everything here is sans-IO: it reads from and writes to memory, and the
 //! broker's connection loop does the socket work.
 
 pub mod api_key;
+pub mod batch;
 pub mod error_code;
 pub mod frame;
 pub mod header;
@@ -27,6 +31,7 @@ pub mod wire;
 mod testkit;
 
 pub use api_key::ApiKey;
+pub use batch::{BatchError, RecordBatch};
 pub use error_code::ErrorCode;
 pub use frame::FrameError;
 pub use header::{HeaderError, RequestHeader};
