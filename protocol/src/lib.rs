@@ -10,6 +10,8 @@
 //! - [`api_key`]: [`ApiKey`] and each API's first flexible version, which
 //!   decides the header versions.
 //! - [`header`]: request header parsing, response header encoding.
+//! - [`produce`]: hand-written Produce v0-11 request decoder (borrows the
+//!   records, no copy) and response encoder.
 //! - [`error_code`]: Kafka's numeric [`ErrorCode`]s.
 //! - [`batch`]: RecordBatch v2: a borrowed view with accessors, splitting,
 //!   Kafka's produce validation (CRC-32C, counts, offsets), in-place
@@ -24,6 +26,7 @@ pub mod batch;
 pub mod error_code;
 pub mod frame;
 pub mod header;
+pub mod produce;
 pub mod types;
 pub mod wire;
 
