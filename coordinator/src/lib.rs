@@ -9,8 +9,18 @@
 //! - [`tree`]: the data tree (znodes, stats, sessions, ephemerals) with an
 //!   incremental digest, and the per-peer one-shot watch table.
 //! - [`kafka`]: Kafka's ZooKeeper layout (`/brokers/ids/N`, ...).
+//! - [`message`]: election notifications and ZAB packets.
+//! - [`election`]: fast leader election, one notification at a time.
+//! - [`clients`]: client operations, replies, per-session FIFO queues.
+//! - [`peer`]: the sans-IO ZAB peer (`Peer::step(Input) -> Vec<Output>`):
+//!   discovery, synchronization, broadcast, sessions, and the contract
+//!   with the driver about persistence.
 
+pub mod clients;
+pub mod election;
 pub mod ids;
 pub mod kafka;
+pub mod message;
+pub mod peer;
 pub mod tree;
 pub mod txn;
