@@ -9,4 +9,5 @@
 //! - [`log`]: the segmented partition log (segments, offset and time
 //!   indexes, group-committed durability, recovery, retention).
 
+pub mod log;
 pub mod rt;

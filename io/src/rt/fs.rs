@@ -177,6 +177,34 @@ impl File {
         (completion.into_io().map(|n| n as usize), buf)
     }
 
+    /// Reads up to `max` bytes at `pos` into the spare capacity of `buf`,
+    /// appending them; returns the count (0 at end of file). No zeroing.
+    pub async fn read_append_at(
+        &self,
+        mut buf: Vec<u8>,
+        pos: u64,
+        max: usize,
+    ) -> (io::Result<usize>, Vec<u8>) {
+        let start = buf.len();
+        buf.reserve(max);
+        let len = u32::try_from(max).unwrap_or(u32::MAX);
+        // SAFETY: `reserve` made room for `max` bytes past `start`.
+        let ptr = unsafe { buf.as_mut_ptr().add(start) };
+        let entry = opcode::Read::new(types::Fd(self.as_raw_fd()), ptr, len)
+            .offset(pos)
+            .build();
+        // SAFETY: `buf`'s heap bytes are owned by the op until completion.
+        let (completion, mut buf) = unsafe { Op::submit(entry, buf) }.await;
+        match completion.into_io() {
+            Ok(n) => {
+                // SAFETY: the kernel initialised `n` bytes after `start`.
+                unsafe { buf.set_len(start + n as usize) };
+                (Ok(n as usize), buf)
+            }
+            Err(e) => (Err(e), buf),
+        }
+    }
+
     /// Fills `buf` from `pos`, or fails with `UnexpectedEof` past the end.
     pub async fn read_exact_at(&self, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
         let want = buf.len();

@@ -1,0 +1,321 @@
+//! One segment: a `.log` file of batches plus its two sparse indexes.
+//!
+//! Sealed segments are opened lazily: a clean start only lists and stats
+//! them, the file is opened on the first read, and the indexes are loaded
+//! (and sanity-checked against the segment size) on the first lookup.
+
+use std::cell::OnceCell;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::batch::{self, BatchError, BatchHeader, HEADER_BYTES};
+use super::index::{OffsetIndex, TimeIndex};
+use super::LogError;
+use crate::rt::fs::File;
+
+/// Read size for recovery scans and verification.
+pub(crate) const SCAN_CHUNK_BYTES: usize = 4 << 20;
+/// Read size for header walks on the fetch path.
+pub(crate) const LOOKUP_CHUNK_BYTES: usize = 16 << 10;
+
+pub(crate) fn file_name(base: i64, suffix: &str) -> String {
+    format!("{base:020}{suffix}")
+}
+
+pub(crate) fn parse_base(name: &str, suffix: &str) -> Option<i64> {
+    let stem = name.strip_suffix(suffix)?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// An open segment file. Shared with readers through [`FileSlice`], so a
+/// segment deleted by retention stays readable through slices already
+/// handed out: the descriptor outlives the directory entry.
+///
+/// [`FileSlice`]: super::FileSlice
+#[derive(Debug)]
+pub struct SegmentFile {
+    pub(crate) file: File,
+    pub(crate) path: PathBuf,
+}
+
+impl SegmentFile {
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+pub(crate) struct Segment {
+    pub base: i64,
+    pub dir: Rc<PathBuf>,
+    file: OnceCell<Rc<SegmentFile>>,
+    /// Bytes of whole batches in the file.
+    pub size: u64,
+    /// Bytes known to be on stable storage.
+    pub synced: u64,
+    pub offsets: Option<OffsetIndex>,
+    pub times: Option<TimeIndex>,
+    /// (max timestamp, offset) of the segment, once known.
+    pub max_timestamp: Option<(i64, i64)>,
+    pub bytes_since_entry: u64,
+    pub created_ms: i64,
+    /// The in-memory indexes hold entries the index files lack.
+    pub index_dirty: bool,
+}
+
+impl Segment {
+    pub fn new_lazy(dir: Rc<PathBuf>, base: i64, size: u64, created_ms: i64) -> Segment {
+        Segment {
+            base,
+            dir,
+            file: OnceCell::new(),
+            size,
+            synced: size,
+            offsets: None,
+            times: None,
+            max_timestamp: None,
+            bytes_since_entry: 0,
+            created_ms,
+            index_dirty: false,
+        }
+    }
+
+    /// Creates the files of a new, empty active segment.
+    pub fn create(dir: Rc<PathBuf>, base: i64, now_ms: i64) -> Result<Segment, LogError> {
+        let path = dir.join(file_name(base, ".log"));
+        let file = File::create_new(&path).map_err(|e| LogError::io(&path, e))?;
+        let segment = Segment {
+            offsets: Some(OffsetIndex::default()),
+            times: Some(TimeIndex::default()),
+            index_dirty: true,
+            ..Segment::new_lazy(dir, base, 0, now_ms)
+        };
+        let _ = segment.file.set(Rc::new(SegmentFile { file, path }));
+        Ok(segment)
+    }
+
+    pub fn path(&self, suffix: &str) -> PathBuf {
+        self.dir.join(file_name(self.base, suffix))
+    }
+
+    /// The open file, opening it on first use.
+    pub fn file(&self) -> Result<Rc<SegmentFile>, LogError> {
+        if let Some(file) = self.file.get() {
+            return Ok(file.clone());
+        }
+        let path = self.path(".log");
+        let file = File::open_rw(&path).map_err(|e| LogError::io(&path, e))?;
+        let file = Rc::new(SegmentFile { file, path });
+        let _ = self.file.set(file.clone());
+        Ok(file)
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.file.get().is_some()
+    }
+
+    pub fn indexes_loaded(&self) -> bool {
+        self.offsets.is_some() && self.times.is_some()
+    }
+
+    /// Records an appended batch at `position` in the indexes.
+    pub fn index_batch(&mut self, header: &BatchHeader, position: u64, interval_bytes: u64) {
+        let relative = (header.last_offset() - self.base) as u32;
+        if self.bytes_since_entry >= interval_bytes {
+            if let Some(offsets) = self.offsets.as_mut() {
+                offsets.push(relative, position as u32);
+            }
+            self.bytes_since_entry = 0;
+        }
+        self.bytes_since_entry += header.size as u64;
+        if let Some(times) = self.times.as_mut() {
+            times.maybe_push(header.max_timestamp, relative);
+        }
+        if self
+            .max_timestamp
+            .is_none_or(|(ts, _)| header.max_timestamp > ts)
+        {
+            self.max_timestamp = Some((header.max_timestamp, header.last_offset()));
+        }
+        self.index_dirty = true;
+    }
+
+    /// Loads both index files, checking them against the segment; returns
+    /// `false` when they are missing or fail the check (caller rebuilds).
+    pub fn load_indexes(&mut self) -> bool {
+        let offsets = std::fs::read(self.path(".index"))
+            .ok()
+            .and_then(|b| OffsetIndex::decode(&b, self.size.max(1)).ok());
+        let times = std::fs::read(self.path(".timeindex"))
+            .ok()
+            .and_then(|b| TimeIndex::decode(&b).ok());
+        match (offsets, times) {
+            (Some(offsets), Some(times)) => {
+                if let Some(last) = times.last() {
+                    self.max_timestamp =
+                        Some((last.timestamp, self.base + i64::from(last.relative_offset)));
+                }
+                self.offsets = Some(offsets);
+                self.times = Some(times);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Writes the in-memory indexes to their files.
+    pub async fn write_indexes(&mut self) -> Result<(), LogError> {
+        let (Some(offsets), Some(times)) = (&self.offsets, &self.times) else {
+            return Ok(());
+        };
+        for (suffix, bytes) in [(".index", offsets.encode()), (".timeindex", times.encode())] {
+            let path = self.path(suffix);
+            let tmp = self.path(&format!("{suffix}.tmp"));
+            let _ = std::fs::remove_file(&tmp);
+            let file = File::create_new(&tmp).map_err(|e| LogError::io(&tmp, e))?;
+            let (r, _) = file.write_all_at(bytes, 0).await;
+            r.map_err(|e| LogError::io(&tmp, e))?;
+            file.datasync().await.map_err(|e| LogError::io(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
+        }
+        self.index_dirty = false;
+        Ok(())
+    }
+
+    pub fn delete_files(&self) -> Result<(), LogError> {
+        for suffix in [".log", ".index", ".timeindex"] {
+            let path = self.path(suffix);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io(&path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Segment>()
+            + self.offsets.as_ref().map_or(0, OffsetIndex::heap_bytes)
+            + self.times.as_ref().map_or(0, TimeIndex::heap_bytes)
+    }
+}
+
+/// How a scan of a byte range ended.
+#[derive(Debug)]
+pub(crate) enum ScanEnd {
+    /// Reached the end position on a batch boundary.
+    Complete,
+    /// The visitor asked to stop.
+    Stopped,
+    /// The bytes at `position` are not a valid batch.
+    Invalid { position: u64, error: BatchError },
+}
+
+/// Walks the batches of `file` in `[start, end)`, reading `chunk` bytes at a
+/// time. With `verify`, each batch's CRC-32C is checked (recovery and the
+/// validation tool); otherwise only headers are read. The visitor sees each
+/// valid header with its position and may stop the walk.
+pub(crate) async fn scan(
+    file: &File,
+    start: u64,
+    end: u64,
+    chunk: usize,
+    verify: bool,
+    mut visit: impl FnMut(&BatchHeader, u64) -> bool,
+) -> io::Result<ScanEnd> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_pos = start; // file position of buf[0]
+    let mut pos = start;
+    while pos < end {
+        let have = (buf_pos + buf.len() as u64).saturating_sub(pos) as usize;
+        if have < HEADER_BYTES {
+            let want = chunk.max(HEADER_BYTES).min((end - pos) as usize);
+            buf = read_some(file, std::mem::take(&mut buf), pos, want).await?;
+            buf_pos = pos;
+            if buf.len() < HEADER_BYTES {
+                let error = BatchError::Truncated {
+                    available: buf.len(),
+                };
+                return Ok(ScanEnd::Invalid {
+                    position: pos,
+                    error,
+                });
+            }
+        }
+        let at = (pos - buf_pos) as usize;
+        let header = match BatchHeader::parse(&buf[at..]) {
+            Ok(header) => header,
+            Err(error) => {
+                return Ok(ScanEnd::Invalid {
+                    position: pos,
+                    error,
+                })
+            }
+        };
+        if pos + header.size as u64 > end {
+            let error = BatchError::LengthMismatch {
+                claimed: header.size,
+                available: (end - pos) as usize,
+            };
+            return Ok(ScanEnd::Invalid {
+                position: pos,
+                error,
+            });
+        }
+        if verify {
+            let in_buf = buf.len() - at;
+            if in_buf < header.size {
+                let want = chunk.max(header.size).min((end - pos) as usize);
+                buf = read_some(file, std::mem::take(&mut buf), pos, want).await?;
+                buf_pos = pos;
+                if buf.len() < header.size {
+                    let error = BatchError::LengthMismatch {
+                        claimed: header.size,
+                        available: buf.len(),
+                    };
+                    return Ok(ScanEnd::Invalid {
+                        position: pos,
+                        error,
+                    });
+                }
+            }
+            let at = (pos - buf_pos) as usize;
+            if let Err(error) = batch::verify_crc(&buf[at..at + header.size], &header) {
+                return Ok(ScanEnd::Invalid {
+                    position: pos,
+                    error,
+                });
+            }
+        }
+        if !visit(&header, pos) {
+            return Ok(ScanEnd::Stopped);
+        }
+        pos += header.size as u64;
+    }
+    Ok(ScanEnd::Complete)
+}
+
+/// Reads up to `len` bytes at `pos`; fewer only at end of file.
+/// Reuses `buf`'s allocation.
+async fn read_some(file: &File, mut buf: Vec<u8>, pos: u64, len: usize) -> io::Result<Vec<u8>> {
+    buf.clear();
+    while buf.len() < len {
+        let filled = buf.len();
+        let (r, back) = file
+            .read_append_at(buf, pos + filled as u64, len - filled)
+            .await;
+        buf = back;
+        if r? == 0 {
+            break;
+        }
+    }
+    Ok(buf)
+}
