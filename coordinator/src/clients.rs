@@ -15,9 +15,18 @@ use crate::txn::{ErrorCode, OpResult, WriteOp};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientOp {
     Write(WriteOp),
-    GetData { path: String, watch: bool },
-    Exists { path: String, watch: bool },
-    GetChildren { path: String, watch: bool },
+    GetData {
+        path: String,
+        watch: bool,
+    },
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetChildren {
+        path: String,
+        watch: bool,
+    },
     /// Catch up with the leader's commit point before later reads.
     Sync,
     /// Keeps the session alive.
@@ -26,7 +35,10 @@ pub enum ClientOp {
 
 impl ClientOp {
     pub fn is_read(&self) -> bool {
-        matches!(self, ClientOp::GetData { .. } | ClientOp::Exists { .. } | ClientOp::GetChildren { .. })
+        matches!(
+            self,
+            ClientOp::GetData { .. } | ClientOp::Exists { .. } | ClientOp::GetChildren { .. }
+        )
     }
 }
 
@@ -82,20 +94,38 @@ impl Clients {
     }
 
     /// Serves a read now when nothing of its session is ahead of it.
-    pub fn read(&mut self, request: ClientRequest, tree: &DataTree, watches: &mut Watches) -> Option<(RequestId, Response)> {
+    pub fn read(
+        &mut self,
+        request: ClientRequest,
+        tree: &DataTree,
+        watches: &mut Watches,
+    ) -> Option<(RequestId, Response)> {
         let key = request.session.unwrap_or(NO_SESSION);
         if self.queues.get(&key).is_none_or(VecDeque::is_empty) {
             return Some((request.id, serve_read(&request.op, key, tree, watches)));
         }
         self.index.insert(request.id, key);
-        self.queues.entry(key).or_default().push_back((request.id, Slot::Read(request.op)));
+        self.queues
+            .entry(key)
+            .or_default()
+            .push_back((request.id, Slot::Read(request.op)));
         None
     }
 
     /// Completes a waiting request; returns every reply now due, in order.
-    pub fn complete(&mut self, id: RequestId, response: Response, tree: &DataTree, watches: &mut Watches) -> Vec<(RequestId, Response)> {
-        let Some(key) = self.index.get(&id).copied() else { return Vec::new() };
-        let Some(queue) = self.queues.get_mut(&key) else { return Vec::new() };
+    pub fn complete(
+        &mut self,
+        id: RequestId,
+        response: Response,
+        tree: &DataTree,
+        watches: &mut Watches,
+    ) -> Vec<(RequestId, Response)> {
+        let Some(key) = self.index.get(&id).copied() else {
+            return Vec::new();
+        };
+        let Some(queue) = self.queues.get_mut(&key) else {
+            return Vec::new();
+        };
         if let Some(slot) = queue.iter_mut().find(|(rid, _)| *rid == id) {
             slot.1 = Slot::Done(response);
         }
@@ -139,7 +169,10 @@ pub fn serve_read(op: &ClientOp, session: SessionId, tree: &DataTree, watches: &
                 if *watch {
                     watches.watch_data(path, session);
                 }
-                Response::Data { data: node.data.clone(), stat }
+                Response::Data {
+                    data: node.data.clone(),
+                    stat,
+                }
             }
             _ => Response::Error(ErrorCode::NoNode),
         },

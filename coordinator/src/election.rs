@@ -59,7 +59,12 @@ impl Election {
     /// Starts a round: the caller bumps the logical clock and broadcasts.
     pub fn start(ctx: &Context<'_>) -> Election {
         let proposal = ctx.is_voter(ctx.me).then_some(ctx.self_vote);
-        let mut election = Election { proposal, recv: BTreeMap::new(), out_of: BTreeMap::new(), ticks_since_send: 0 };
+        let mut election = Election {
+            proposal,
+            recv: BTreeMap::new(),
+            out_of: BTreeMap::new(),
+            ticks_since_send: 0,
+        };
         election.record_self(ctx);
         election
     }
@@ -111,7 +116,11 @@ impl Election {
         self.recv.insert(from, (n.vote, n.election_epoch));
         self.record_self(ctx);
         let Some(proposal) = self.proposal else { return };
-        let agreeing = self.recv.values().filter(|(v, e)| *v == proposal && *e == *ctx.logical_clock).count();
+        let agreeing = self
+            .recv
+            .values()
+            .filter(|(v, e)| *v == proposal && *e == *ctx.logical_clock)
+            .count();
         if agreeing >= ctx.quorum() {
             effect.decision = Some(decide(ctx, proposal));
         }
@@ -121,7 +130,11 @@ impl Election {
         self.out_of.insert(from, (n.vote, n.election_epoch, n.state));
         if n.election_epoch == *ctx.logical_clock {
             self.recv.insert(from, (n.vote, n.election_epoch));
-            let agreeing = self.recv.values().filter(|(v, e)| *v == n.vote && *e == n.election_epoch).count();
+            let agreeing = self
+                .recv
+                .values()
+                .filter(|(v, e)| *v == n.vote && *e == n.election_epoch)
+                .count();
             if agreeing >= ctx.quorum() && self.check_leader(ctx, n.vote.leader, n.election_epoch) {
                 effect.decision = Some(decide(ctx, n.vote));
                 return;
@@ -146,7 +159,9 @@ impl Election {
         if leader == ctx.me {
             return *ctx.logical_clock == election_epoch;
         }
-        self.out_of.get(&leader).is_some_and(|(_, _, state)| *state == PeerState::Leading)
+        self.out_of
+            .get(&leader)
+            .is_some_and(|(_, _, state)| *state == PeerState::Leading)
     }
 }
 
@@ -164,14 +179,21 @@ mod tests {
     use crate::ids::{Epoch, Zxid};
 
     fn vote(leader: u64, zxid: u64) -> Vote {
-        Vote { leader: NodeId(leader), zxid: Zxid(zxid), peer_epoch: Epoch(1) }
+        Vote {
+            leader: NodeId(leader),
+            zxid: Zxid(zxid),
+            peer_epoch: Epoch(1),
+        }
     }
 
     #[test]
     fn order_is_epoch_zxid_id() {
         assert!(vote(1, 5).beats(&vote(3, 4)));
         assert!(vote(3, 5).beats(&vote(1, 5)));
-        let newer_epoch = Vote { peer_epoch: Epoch(2), ..vote(1, 0) };
+        let newer_epoch = Vote {
+            peer_epoch: Epoch(2),
+            ..vote(1, 0)
+        };
         assert!(newer_epoch.beats(&vote(3, 100)));
     }
 
@@ -179,13 +201,26 @@ mod tests {
     fn three_voters_pick_the_most_recent() {
         let voters = [NodeId(1), NodeId(2), NodeId(3)];
         let mut clock = 1;
-        let mut ctx = Context { me: NodeId(1), voters: &voters, self_vote: vote(1, 9), logical_clock: &mut clock };
+        let mut ctx = Context {
+            me: NodeId(1),
+            voters: &voters,
+            self_vote: vote(1, 9),
+            logical_clock: &mut clock,
+        };
         let mut e = Election::start(&ctx);
-        let n = Notification { vote: vote(2, 3), election_epoch: 1, state: PeerState::Looking };
+        let n = Notification {
+            vote: vote(2, 3),
+            election_epoch: 1,
+            state: PeerState::Looking,
+        };
         let effect = e.on_notification(&mut ctx, NodeId(2), &n);
         assert!(!effect.broadcast, "our own vote is better");
         assert_eq!(effect.decision, None);
-        let n = Notification { vote: vote(1, 9), election_epoch: 1, state: PeerState::Looking };
+        let n = Notification {
+            vote: vote(1, 9),
+            election_epoch: 1,
+            state: PeerState::Looking,
+        };
         let effect = e.on_notification(&mut ctx, NodeId(3), &n);
         assert_eq!(effect.decision, Some(Decision::Lead(vote(1, 9))));
     }

@@ -12,11 +12,14 @@
 //! - [`message`]: election notifications and ZAB packets.
 //! - [`election`]: fast leader election, one notification at a time.
 //! - [`clients`]: client operations, replies, per-session FIFO queues.
+//! - [`codec`]: versioned, CRC-32C-checked frames for log records,
+//!   snapshots and messages; typed decode errors, never a panic.
 //! - [`peer`]: the sans-IO ZAB peer (`Peer::step(Input) -> Vec<Output>`):
 //!   discovery, synchronization, broadcast, sessions, and the contract
 //!   with the driver about persistence.
 
 pub mod clients;
+pub mod codec;
 pub mod election;
 pub mod ids;
 pub mod kafka;

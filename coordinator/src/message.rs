@@ -59,38 +59,74 @@ pub struct LinkId {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ZabBody {
     /// FOLLOWERINFO / OBSERVERINFO.
-    LearnerInfo { accepted_epoch: Epoch, last_zxid: Zxid, observer: bool },
+    LearnerInfo {
+        accepted_epoch: Epoch,
+        last_zxid: Zxid,
+        observer: bool,
+    },
     /// LEADERINFO: the epoch the leader proposes.
-    LeaderInfo { new_epoch: Epoch },
+    LeaderInfo {
+        new_epoch: Epoch,
+    },
     /// ACKEPOCH: sent only once `acceptedEpoch` is durable.
-    AckEpoch { current_epoch: Epoch, last_zxid: Zxid },
+    AckEpoch {
+        current_epoch: Epoch,
+        last_zxid: Zxid,
+    },
     /// SNAP: replace the state with the leader's committed tree.
-    Snap { tree: Box<DataTree> },
+    Snap {
+        tree: Box<DataTree>,
+    },
     /// TRUNC: drop logged transactions above `zxid`.
-    Trunc { zxid: Zxid },
+    Trunc {
+        zxid: Zxid,
+    },
     /// DIFF: the learner's log up to `zxid` is part of the leader's history.
-    Diff { zxid: Zxid },
-    Proposal { txn: LoggedTxn, origin: Option<(NodeId, RequestId)> },
-    Commit { zxid: Zxid },
+    Diff {
+        zxid: Zxid,
+    },
+    Proposal {
+        txn: LoggedTxn,
+        origin: Option<(NodeId, RequestId)>,
+    },
+    Commit {
+        zxid: Zxid,
+    },
     /// NEWLEADER: acknowledged only once the synced transactions and then
     /// `currentEpoch` are durable.
-    NewLeader { epoch: Epoch },
-    NewLeaderAck { epoch: Epoch },
+    NewLeader {
+        epoch: Epoch,
+    },
+    NewLeaderAck {
+        epoch: Epoch,
+    },
     /// UPTODATE: the epoch is established; start serving.
     UpToDate,
     /// ACK of a proposal: sent only once it (and so every earlier one) is
     /// durable. Cumulative.
-    Ack { zxid: Zxid },
+    Ack {
+        zxid: Zxid,
+    },
     /// Leader liveness probe; the learner answers with the sessions its
     /// clients touched since the last answer.
     Ping,
-    PingReply { touched: Vec<SessionId> },
+    PingReply {
+        touched: Vec<SessionId>,
+    },
     /// A client write forwarded to the leader.
-    Request { id: RequestId, session: SessionId, op: WriteOp },
+    Request {
+        id: RequestId,
+        session: SessionId,
+        op: WriteOp,
+    },
     /// A client `sync` forwarded to the leader, and its answer, which the
     /// leader sends after the commits that precede it.
-    Sync { id: RequestId },
-    SyncReply { id: RequestId },
+    Sync {
+        id: RequestId,
+    },
+    SyncReply {
+        id: RequestId,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -26,7 +26,7 @@ use crate::clients::{serve_read, ClientOp, ClientRequest, Clients, Response};
 use crate::election::{Context, Decision, Election};
 use crate::ids::{Epoch, NodeId, PersistToken, RequestId, SessionId, Zxid};
 use crate::message::{LinkId, Message, Notification, PeerState, Vote, ZabBody};
-use crate::tree::{DataTree, Watches, WatchEventType};
+use crate::tree::{DataTree, WatchEventType, Watches};
 use crate::txn::{prep, ErrorCode, LoggedTxn, OpResult, PrepLimits, Txn, WriteOp};
 
 /// Static configuration of one peer.
@@ -123,20 +123,41 @@ pub enum PersistAction {
     /// A snapshot of committed state at `tree.last_zxid()`. With
     /// `discard_log` (SNAP sync) the whole log before it is void;
     /// otherwise only the entries it covers are.
-    Snapshot { tree: Box<DataTree>, discard_log: bool },
+    Snapshot {
+        tree: Box<DataTree>,
+        discard_log: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
-    Send { to: NodeId, msg: Message },
-    Persist { token: PersistToken, action: PersistAction },
+    Send {
+        to: NodeId,
+        msg: Message,
+    },
+    Persist {
+        token: PersistToken,
+        action: PersistAction,
+    },
     /// A committed transaction, applied to this peer's tree.
-    Deliver { txn: LoggedTxn, result: OpResult },
+    Deliver {
+        txn: LoggedTxn,
+        result: OpResult,
+    },
     /// The tree was replaced by the leader's snapshot (SNAP sync).
-    SnapshotInstalled { last_zxid: Zxid },
-    Reply { id: RequestId, response: Response },
+    SnapshotInstalled {
+        last_zxid: Zxid,
+    },
+    Reply {
+        id: RequestId,
+        response: Response,
+    },
     /// A one-shot watch fired on this peer.
-    Watch { session: SessionId, path: String, event: WatchEventType },
+    Watch {
+        session: SessionId,
+        path: String,
+        event: WatchEventType,
+    },
 }
 
 /// The role a peer is in (FLE's `ServerState`), for observers of the core.
@@ -217,18 +238,28 @@ impl Peer {
             return Err(RestoreError::NotAMember(cfg.id));
         }
         if durable.current_epoch > durable.accepted_epoch {
-            return Err(RestoreError::EpochsInverted { current: durable.current_epoch, accepted: durable.accepted_epoch });
+            return Err(RestoreError::EpochsInverted {
+                current: durable.current_epoch,
+                accepted: durable.accepted_epoch,
+            });
         }
         let log_base = durable.snapshot.last_zxid();
         let mut previous = log_base;
         for txn in &durable.log {
             if txn.zxid <= previous {
-                return Err(RestoreError::LogOutOfOrder { zxid: txn.zxid, previous });
+                return Err(RestoreError::LogOutOfOrder {
+                    zxid: txn.zxid,
+                    previous,
+                });
             }
             previous = txn.zxid;
         }
         let core = Core {
-            current_vote: Vote { leader: cfg.id, zxid: previous, peer_epoch: durable.current_epoch },
+            current_vote: Vote {
+                leader: cfg.id,
+                zxid: previous,
+                peer_epoch: durable.current_epoch,
+            },
             now: 0,
             accepted_epoch: durable.accepted_epoch,
             current_epoch: durable.current_epoch,
@@ -250,7 +281,11 @@ impl Peer {
             out: Vec::new(),
             cfg,
         };
-        let mut peer = Peer { core, role: Role::Looking(dummy_election()), last_step_down: None };
+        let mut peer = Peer {
+            core,
+            role: Role::Looking(dummy_election()),
+            last_step_down: None,
+        };
         peer.become_looking();
         if let Role::Looking(e) = &mut peer.role {
             // Send the first votes on the first tick, not from `restore`.
@@ -282,9 +317,15 @@ impl Peer {
     pub fn role(&self) -> RoleKind {
         match &self.role {
             Role::Looking(_) => RoleKind::Looking,
-            Role::Leading(l) => RoleKind::Leading { established: l.established },
-            Role::Learning(l) if l.observer => RoleKind::Observing { active: l.phase == Phase::Active },
-            Role::Learning(l) => RoleKind::Following { active: l.phase == Phase::Active },
+            Role::Leading(l) => RoleKind::Leading {
+                established: l.established,
+            },
+            Role::Learning(l) if l.observer => RoleKind::Observing {
+                active: l.phase == Phase::Active,
+            },
+            Role::Learning(l) => RoleKind::Following {
+                active: l.phase == Phase::Active,
+            },
         }
     }
 
@@ -345,17 +386,30 @@ impl Peer {
         core.fail_clients();
         let self_vote = core.self_vote();
         let voters = core.cfg.voters.clone();
-        let ctx = Context { me: core.cfg.id, voters: &voters, self_vote, logical_clock: &mut core.logical_clock };
+        let ctx = Context {
+            me: core.cfg.id,
+            voters: &voters,
+            self_vote,
+            logical_clock: &mut core.logical_clock,
+        };
         let election = Election::start(&ctx);
         self.role = Role::Looking(election);
         self.broadcast_vote();
     }
 
     fn broadcast_vote(&mut self) {
-        let Role::Looking(election) = &mut self.role else { return };
+        let Role::Looking(election) = &mut self.role else {
+            return;
+        };
         election.ticks_since_send = 0;
-        let Some(vote) = election.proposal.or(Some(self.core.self_vote())) else { return };
-        let n = Notification { vote, election_epoch: self.core.logical_clock, state: PeerState::Looking };
+        let Some(vote) = election.proposal.or(Some(self.core.self_vote())) else {
+            return;
+        };
+        let n = Notification {
+            vote,
+            election_epoch: self.core.logical_clock,
+            state: PeerState::Looking,
+        };
         for to in self.core.cfg.voters.clone() {
             if to != self.core.cfg.id {
                 self.core.send(to, Message::Notification(n));
@@ -381,10 +435,16 @@ impl Peer {
                 core.current_vote = vote;
                 let observer = !core.cfg.is_voter(core.cfg.id);
                 core.link_attempts += 1;
-                let link = LinkId { learner_incarnation: core.cfg.incarnation, attempt: core.link_attempts };
+                let link = LinkId {
+                    learner_incarnation: core.cfg.incarnation,
+                    attempt: core.link_attempts,
+                };
                 let mut learner = Learner::new(vote.leader, link, observer, core.now);
-                let body =
-                    ZabBody::LearnerInfo { accepted_epoch: core.accepted_epoch, last_zxid: core.last_zxid(), observer };
+                let body = ZabBody::LearnerInfo {
+                    accepted_epoch: core.accepted_epoch,
+                    last_zxid: core.last_zxid(),
+                    observer,
+                };
                 learner.send(core, body);
                 self.role = Role::Learning(learner);
             }
@@ -414,7 +474,12 @@ impl Peer {
         }
         match msg {
             Message::Notification(n) => self.on_notification(from, n),
-            Message::Zab { link, leader_incarnation, seq, body } => match &mut self.role {
+            Message::Zab {
+                link,
+                leader_incarnation,
+                seq,
+                body,
+            } => match &mut self.role {
                 Role::Looking(_) => Flow::Stay,
                 Role::Leading(leader) => leader.on_packet(&mut self.core, from, link, seq, body),
                 Role::Learning(learner) => learner.on_packet(&mut self.core, from, link, leader_incarnation, seq, body),
@@ -432,20 +497,35 @@ impl Peer {
         if state != PeerState::Looking {
             // Not looking: tell a looking peer who we think leads.
             if n.state == PeerState::Looking {
-                let reply = Notification { vote: self.core.current_vote, election_epoch: self.core.logical_clock, state };
+                let reply = Notification {
+                    vote: self.core.current_vote,
+                    election_epoch: self.core.logical_clock,
+                    state,
+                };
                 self.core.send(from, Message::Notification(reply));
             }
             return Flow::Stay;
         }
-        let Role::Looking(election) = &mut self.role else { return Flow::Stay };
+        let Role::Looking(election) = &mut self.role else {
+            return Flow::Stay;
+        };
         let core = &mut self.core;
         let voters = core.cfg.voters.clone();
         let self_vote = core.self_vote();
-        let mut ctx = Context { me: core.cfg.id, voters: &voters, self_vote, logical_clock: &mut core.logical_clock };
+        let mut ctx = Context {
+            me: core.cfg.id,
+            voters: &voters,
+            self_vote,
+            logical_clock: &mut core.logical_clock,
+        };
         let effect = election.on_notification(&mut ctx, from, &n);
         if effect.reply {
             if let Some(vote) = election.proposal.or(Some(self_vote)) {
-                let reply = Notification { vote, election_epoch: core.logical_clock, state: PeerState::Looking };
+                let reply = Notification {
+                    vote,
+                    election_epoch: core.logical_clock,
+                    state: PeerState::Looking,
+                };
                 core.send(from, Message::Notification(reply));
             }
         }
@@ -470,7 +550,9 @@ impl Peer {
             return Flow::Stay;
         }
         if request.op.is_read() {
-            let Core { clients, tree, watches, .. } = core;
+            let Core {
+                clients, tree, watches, ..
+            } = core;
             if let Some((id, response)) = clients.read(request, tree, watches) {
                 core.reply(id, response);
             }
@@ -506,7 +588,14 @@ impl Peer {
                         learner.touched.insert(s);
                     }
                     core.clients.push_waiting(request.id, request.session);
-                    learner.send(core, ZabBody::Request { id: request.id, session, op });
+                    learner.send(
+                        core,
+                        ZabBody::Request {
+                            id: request.id,
+                            session,
+                            op,
+                        },
+                    );
                 }
                 Flow::Stay
             }
@@ -567,7 +656,11 @@ fn dummy_election() -> Election {
     let ctx = Context {
         me: NodeId(0),
         voters: &voters,
-        self_vote: Vote { leader: NodeId(0), zxid: Zxid::ZERO, peer_epoch: Epoch(0) },
+        self_vote: Vote {
+            leader: NodeId(0),
+            zxid: Zxid::ZERO,
+            peer_epoch: Epoch(0),
+        },
         logical_clock: &mut clock,
     };
     Election::start(&ctx)
@@ -581,7 +674,11 @@ impl Core {
     }
 
     fn self_vote(&self) -> Vote {
-        Vote { leader: self.cfg.id, zxid: self.last_zxid(), peer_epoch: self.current_epoch }
+        Vote {
+            leader: self.cfg.id,
+            zxid: self.last_zxid(),
+            peer_epoch: self.current_epoch,
+        }
     }
 
     fn send(&mut self, to: NodeId, msg: Message) {
@@ -616,12 +713,25 @@ impl Core {
 
     /// Appends to the log and persists; the ACK-side promise is `after`.
     fn append(&mut self, txns: Vec<LoggedTxn>, after: After) {
-        let Some(last) = txns.last().map(|t| t.zxid) else { return };
+        let Some(last) = txns.last().map(|t| t.zxid) else {
+            return;
+        };
         for txn in &txns {
-            assert!(txn.zxid > self.last_zxid(), "zxid {} appended after {}", txn.zxid, self.last_zxid());
+            assert!(
+                txn.zxid > self.last_zxid(),
+                "zxid {} appended after {}",
+                txn.zxid,
+                self.last_zxid()
+            );
             self.log.push(txn.clone());
         }
-        self.persist(PersistAction::Txns(txns), After::LogDurable { zxid: last, log_generation: self.log_generation });
+        self.persist(
+            PersistAction::Txns(txns),
+            After::LogDurable {
+                zxid: last,
+                log_generation: self.log_generation,
+            },
+        );
         if !matches!(after, After::Nothing) {
             self.persist_marker(after);
         }
@@ -658,8 +768,13 @@ impl Core {
                 self.watches.remove_session(txn.session);
             }
             if let Some(id) = self.origins.remove(&txn.zxid) {
-                let response = Response::Write { zxid: txn.zxid, result: result.clone() };
-                let Core { clients, tree, watches, .. } = self;
+                let response = Response::Write {
+                    zxid: txn.zxid,
+                    result: result.clone(),
+                };
+                let Core {
+                    clients, tree, watches, ..
+                } = self;
                 let due = clients.complete(id, response, tree, watches);
                 for (id, response) in due {
                     self.reply(id, response);
@@ -670,7 +785,13 @@ impl Core {
         }
         if self.commits_since_snapshot >= self.cfg.snapshot_every_txns.max(1) {
             self.commits_since_snapshot = 0;
-            self.persist(PersistAction::Snapshot { tree: Box::new(self.tree.clone()), discard_log: false }, After::Nothing);
+            self.persist(
+                PersistAction::Snapshot {
+                    tree: Box::new(self.tree.clone()),
+                    discard_log: false,
+                },
+                After::Nothing,
+            );
         }
         self.trim_log();
     }
@@ -688,7 +809,9 @@ impl Core {
     }
 
     fn complete_client(&mut self, id: RequestId, response: Response) {
-        let Core { clients, tree, watches, .. } = self;
+        let Core {
+            clients, tree, watches, ..
+        } = self;
         let due = clients.complete(id, response, tree, watches);
         for (id, response) in due {
             self.reply(id, response);
@@ -772,7 +895,12 @@ impl Leader {
     fn send(core: &mut Core, to: NodeId, handler: &mut Handler, body: ZabBody) {
         let seq = handler.send_seq;
         handler.send_seq += 1;
-        let msg = Message::Zab { link: handler.link, leader_incarnation: core.cfg.incarnation, seq, body };
+        let msg = Message::Zab {
+            link: handler.link,
+            leader_incarnation: core.cfg.incarnation,
+            seq,
+            body,
+        };
         core.send(to, msg);
     }
 
@@ -787,7 +915,11 @@ impl Leader {
     fn on_tick(&mut self, core: &mut Core) -> Flow {
         let ids: Vec<NodeId> = self.handlers.keys().copied().collect();
         for id in ids {
-            let limit = if self.handlers[&id].up_to_date { core.cfg.sync_limit_ticks } else { core.cfg.init_limit_ticks };
+            let limit = if self.handlers[&id].up_to_date {
+                core.cfg.sync_limit_ticks
+            } else {
+                core.cfg.init_limit_ticks
+            };
             if core.now.saturating_sub(self.handlers[&id].last_heard) > limit {
                 // A silent learner is a dead connection (LearnerHandler's
                 // read timeout): forget it; it reconnects on its own.
@@ -880,7 +1012,12 @@ impl Leader {
     }
 
     fn on_packet(&mut self, core: &mut Core, from: NodeId, link: LinkId, seq: u64, body: ZabBody) -> Flow {
-        if let ZabBody::LearnerInfo { accepted_epoch, last_zxid: _, observer: _ } = body {
+        if let ZabBody::LearnerInfo {
+            accepted_epoch,
+            last_zxid: _,
+            observer: _,
+        } = body
+        {
             let newer = self.handlers.get(&from).is_none_or(|h| link > h.link);
             if !newer || seq != 0 {
                 return Flow::Stay;
@@ -907,7 +1044,9 @@ impl Leader {
             }
             return self.maybe_fix_epoch(core);
         }
-        let Some(handler) = self.handlers.get_mut(&from) else { return Flow::Stay };
+        let Some(handler) = self.handlers.get_mut(&from) else {
+            return Flow::Stay;
+        };
         if handler.link != link || seq < handler.recv_seq {
             return Flow::Stay;
         }
@@ -919,7 +1058,10 @@ impl Leader {
         handler.recv_seq += 1;
         handler.last_heard = core.now;
         match body {
-            ZabBody::AckEpoch { current_epoch, last_zxid } => self.on_ack_epoch(core, from, current_epoch, last_zxid),
+            ZabBody::AckEpoch {
+                current_epoch,
+                last_zxid,
+            } => self.on_ack_epoch(core, from, current_epoch, last_zxid),
             ZabBody::NewLeaderAck { epoch } => self.on_newleader_ack(core, from, epoch),
             ZabBody::Ack { zxid } => {
                 handler.acked = handler.acked.max(zxid);
@@ -955,7 +1097,9 @@ impl Leader {
     }
 
     fn on_ack_epoch(&mut self, core: &mut Core, from: NodeId, current_epoch: Epoch, last_zxid: Zxid) -> Flow {
-        let Some(handler) = self.handlers.get_mut(&from) else { return Flow::Stay };
+        let Some(handler) = self.handlers.get_mut(&from) else {
+            return Flow::Stay;
+        };
         if handler.state != HandlerState::Discovery {
             return Flow::Stay;
         }
@@ -987,8 +1131,12 @@ impl Leader {
         self.syncing = true;
         core.current_epoch = epoch;
         core.persist(PersistAction::CurrentEpoch(epoch), After::LeaderCurrentEpochDurable);
-        let ready: Vec<NodeId> =
-            self.handlers.iter().filter(|(_, h)| h.state == HandlerState::EpochAcked).map(|(id, _)| *id).collect();
+        let ready: Vec<NodeId> = self
+            .handlers
+            .iter()
+            .filter(|(_, h)| h.state == HandlerState::EpochAcked)
+            .map(|(id, _)| *id)
+            .collect();
         for id in ready {
             self.sync_learner(core, id);
         }
@@ -1024,7 +1172,11 @@ impl Leader {
             // it holds transactions no quorum accepted. Truncate to the
             // newest zxid of ours below it, then DIFF from there.
             let cut = core.log.partition_point(|t| t.zxid < theirs);
-            let zxid = if cut == 0 { core.log_base } else { core.log[cut - 1].zxid };
+            let zxid = if cut == 0 {
+                core.log_base
+            } else {
+                core.log[cut - 1].zxid
+            };
             Leader::send(core, id, h, ZabBody::Trunc { zxid });
             zxid
         };
@@ -1043,7 +1195,9 @@ impl Leader {
     }
 
     fn on_newleader_ack(&mut self, core: &mut Core, from: NodeId, epoch: Epoch) -> Flow {
-        let Some(h) = self.handlers.get_mut(&from) else { return Flow::Stay };
+        let Some(h) = self.handlers.get_mut(&from) else {
+            return Flow::Stay;
+        };
         if h.state != HandlerState::Syncing || Some(epoch) != self.new_epoch {
             return Flow::Stay;
         }
@@ -1075,7 +1229,10 @@ impl Leader {
         core.commit_through(core.last_zxid());
         self.spec = core.tree.clone();
         self.last_proposed = core.last_zxid();
-        assert!(self.last_proposed < Zxid::new(epoch, 0), "no proposal of epoch {epoch:?} before establishment");
+        assert!(
+            self.last_proposed < Zxid::new(epoch, 0),
+            "no proposal of epoch {epoch:?} before establishment"
+        );
         let sessions: Vec<SessionId> = self.spec.sessions().map(|(s, _)| *s).collect();
         for s in sessions {
             self.touch(core, s);
@@ -1092,7 +1249,13 @@ impl Leader {
         Flow::Stay
     }
 
-    fn propose(&mut self, core: &mut Core, session: SessionId, op: &WriteOp, origin: Option<(NodeId, RequestId)>) -> Flow {
+    fn propose(
+        &mut self,
+        core: &mut Core,
+        session: SessionId,
+        op: &WriteOp,
+        origin: Option<(NodeId, RequestId)>,
+    ) -> Flow {
         let Some(epoch) = self.new_epoch else { return Flow::Stay };
         assert!(self.established);
         if self.next_counter > core.cfg.zxid_counter_max {
@@ -1106,7 +1269,12 @@ impl Leader {
             let ticks = u64::from(timeout_ms).div_ceil(core.cfg.tick_ms.max(1));
             self.deadlines.insert(SessionId(zxid.0), core.now + ticks);
         }
-        let logged = LoggedTxn { zxid, session, time_ms: core.now * core.cfg.tick_ms, txn };
+        let logged = LoggedTxn {
+            zxid,
+            session,
+            time_ms: core.now * core.cfg.tick_ms,
+            txn,
+        };
         self.spec.apply(&logged);
         if let Some((node, id)) = origin {
             if node == core.cfg.id {
@@ -1216,11 +1384,23 @@ impl Learner {
     fn send(&mut self, core: &mut Core, body: ZabBody) {
         let seq = self.send_seq;
         self.send_seq += 1;
-        core.send(self.leader, Message::Zab { link: self.link, leader_incarnation: 0, seq, body });
+        core.send(
+            self.leader,
+            Message::Zab {
+                link: self.link,
+                leader_incarnation: 0,
+                seq,
+                body,
+            },
+        );
     }
 
     fn on_tick(&mut self, core: &mut Core) -> Flow {
-        let limit = if self.phase == Phase::Active { core.cfg.sync_limit_ticks } else { core.cfg.init_limit_ticks };
+        let limit = if self.phase == Phase::Active {
+            core.cfg.sync_limit_ticks
+        } else {
+            core.cfg.init_limit_ticks
+        };
         if core.now.saturating_sub(self.last_heard) > limit {
             return Flow::Looking(format!("leader {:?} silent for {limit} ticks", self.leader));
         }
@@ -1286,7 +1466,10 @@ impl Learner {
             (Phase::EpochAcked, ZabBody::Trunc { zxid }) => {
                 self.phase = Phase::Syncing;
                 if zxid < core.tree.last_zxid() {
-                    return core.violation(format!("TRUNC to {zxid} below our commit point {}", core.tree.last_zxid()));
+                    return core.violation(format!(
+                        "TRUNC to {zxid} below our commit point {}",
+                        core.tree.last_zxid()
+                    ));
                 }
                 core.truncate(zxid);
                 Flow::Stay
@@ -1303,7 +1486,13 @@ impl Learner {
                 core.durable_zxid = core.durable_zxid.min(last_zxid);
                 core.tree = (*tree).clone();
                 core.commits_since_snapshot = 0;
-                core.persist(PersistAction::Snapshot { tree, discard_log: true }, After::Nothing);
+                core.persist(
+                    PersistAction::Snapshot {
+                        tree,
+                        discard_log: true,
+                    },
+                    After::Nothing,
+                );
                 core.out.push(Output::SnapshotInstalled { last_zxid });
                 Flow::Stay
             }
@@ -1370,7 +1559,10 @@ impl Learner {
     fn after_persist(&mut self, core: &mut Core, after: After) -> Flow {
         match after {
             After::SendAckEpoch => {
-                let body = ZabBody::AckEpoch { current_epoch: core.current_epoch, last_zxid: core.last_zxid() };
+                let body = ZabBody::AckEpoch {
+                    current_epoch: core.current_epoch,
+                    last_zxid: core.last_zxid(),
+                };
                 self.send(core, body);
             }
             After::SendNewLeaderAck(epoch) => self.send(core, ZabBody::NewLeaderAck { epoch }),
