@@ -190,6 +190,15 @@ error_codes! {
     (ShareSessionLimitReached, 133, true, "SHARE_SESSION_LIMIT_REACHED"),
 }
 
+// Written by hand because the variants come from a macro table, where
+// `#[default]` cannot be attached to one of them.
+#[allow(clippy::derivable_impls)]
+impl Default for ErrorCode {
+    fn default() -> Self {
+        ErrorCode::None
+    }
+}
+
 impl ErrorCode {
     pub fn is_none(self) -> bool {
         self == ErrorCode::None

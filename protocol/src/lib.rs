@@ -12,6 +12,8 @@
 //! - [`header`]: request header parsing, response header encoding.
 //! - [`produce`]: hand-written Produce v0-11 request decoder (borrows the
 //!   records, no copy) and response encoder.
+//! - [`fetch`]: hand-written Fetch v4-12 request decoder and a response
+//!   encoder that leaves holes for record bytes sent from files.
 //! - [`error_code`]: Kafka's numeric [`ErrorCode`]s.
 //! - [`batch`]: RecordBatch v2: a borrowed view with accessors, splitting,
 //!   Kafka's produce validation (CRC-32C, counts, offsets), in-place
@@ -24,6 +26,7 @@
 pub mod api_key;
 pub mod batch;
 pub mod error_code;
+pub mod fetch;
 pub mod frame;
 pub mod header;
 pub mod produce;
