@@ -794,17 +794,13 @@ impl Log {
         }
         let bases: Vec<i64> = inner.state.borrow().segments.keys().copied().collect();
         for base in bases {
-            let dirty = inner.with_segment(base, |seg| seg.index_dirty)?;
-            if dirty {
-                let mut seg = inner
-                    .state
-                    .borrow_mut()
-                    .segments
-                    .remove(&base)
-                    .expect("present");
-                let r = seg.write_indexes().await;
-                inner.state.borrow_mut().segments.insert(base, seg);
-                r?;
+            let files =
+                inner.with_segment(base, |seg| seg.index_dirty.then(|| seg.encoded_indexes()))?;
+            if let Some(files) = files {
+                segment::write_index_files(files).await?;
+                if let Some(seg) = inner.state.borrow_mut().segments.get_mut(&base) {
+                    seg.index_dirty = false;
+                }
             }
         }
         let next_offset = inner.state.borrow().written;
@@ -1130,16 +1126,12 @@ impl Inner {
             return Ok(()); // the active segment is empty and already at base
         }
         let new = Segment::create(self.dir.clone(), base, (self.clock)())?;
-        let mut old = self
-            .state
-            .borrow_mut()
-            .segments
-            .remove(&old_base)
-            .expect("active");
-        let r = old.write_indexes().await;
+        let files = self.with_segment(old_base, Segment::encoded_indexes)?;
+        segment::write_index_files(files).await?;
         let mut s = self.state.borrow_mut();
-        s.segments.insert(old_base, old);
-        r?;
+        if let Some(old) = s.segments.get_mut(&old_base) {
+            old.index_dirty = false;
+        }
         s.segments.insert(base, new);
         s.loaded_order.push(old_base);
         s.dir_dirty = true;

@@ -170,21 +170,20 @@ impl Segment {
         }
     }
 
+    /// The index files' paths and contents, encoded from memory.
+    pub fn encoded_indexes(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let (Some(offsets), Some(times)) = (&self.offsets, &self.times) else {
+            return Vec::new();
+        };
+        vec![
+            (self.path(".index"), offsets.encode()),
+            (self.path(".timeindex"), times.encode()),
+        ]
+    }
+
     /// Writes the in-memory indexes to their files.
     pub async fn write_indexes(&mut self) -> Result<(), LogError> {
-        let (Some(offsets), Some(times)) = (&self.offsets, &self.times) else {
-            return Ok(());
-        };
-        for (suffix, bytes) in [(".index", offsets.encode()), (".timeindex", times.encode())] {
-            let path = self.path(suffix);
-            let tmp = self.path(&format!("{suffix}.tmp"));
-            let _ = std::fs::remove_file(&tmp);
-            let file = File::create_new(&tmp).map_err(|e| LogError::io(&tmp, e))?;
-            let (r, _) = file.write_all_at(bytes, 0).await;
-            r.map_err(|e| LogError::io(&tmp, e))?;
-            file.datasync().await.map_err(|e| LogError::io(&tmp, e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
-        }
+        write_index_files(self.encoded_indexes()).await?;
         self.index_dirty = false;
         Ok(())
     }
@@ -206,6 +205,23 @@ impl Segment {
             + self.offsets.as_ref().map_or(0, OffsetIndex::heap_bytes)
             + self.times.as_ref().map_or(0, TimeIndex::heap_bytes)
     }
+}
+
+/// Writes each file through a synced temp file and a rename, so a crash
+/// leaves either the old or the new index (both are checked on load).
+pub(crate) async fn write_index_files(files: Vec<(PathBuf, Vec<u8>)>) -> Result<(), LogError> {
+    for (path, bytes) in files {
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        let file = File::create_new(&tmp).map_err(|e| LogError::io(&tmp, e))?;
+        let (r, _) = file.write_all_at(bytes, 0).await;
+        r.map_err(|e| LogError::io(&tmp, e))?;
+        file.datasync().await.map_err(|e| LogError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
+    }
+    Ok(())
 }
 
 /// How a scan of a byte range ended.
