@@ -227,7 +227,7 @@ fn verify(dir: &Path, acked: &BTreeMap<i64, Ack>, clean_close: bool, context: &s
 #[test]
 fn acknowledged_durable_batches_survive_kill_and_power_loss() {
     let cycles = env_u64("RINGTAIL_CRASH_CYCLES", 100);
-    let seed = env_u64("RINGTAIL_CRASH_SEED", 0x5eed_0f_c4a5);
+    let seed = env_u64("RINGTAIL_CRASH_SEED", 0x5eed_c4a5);
     let dir = std::env::temp_dir().join(format!("ringtail-crash-{}-{seed}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("mkdir");
