@@ -136,7 +136,10 @@ impl LogError {
         match self {
             LogError::Io { path, source } => LogError::Io {
                 path: path.clone(),
-                source: io::Error::new(source.kind(), source.to_string()),
+                source: match source.raw_os_error() {
+                    Some(errno) => io::Error::from_raw_os_error(errno),
+                    None => io::Error::new(source.kind(), source.to_string()),
+                },
             },
             LogError::Failed { dir, reason } => LogError::Failed {
                 dir: dir.clone(),
@@ -1125,9 +1128,10 @@ impl Inner {
         if old_base == base {
             return Ok(()); // the active segment is empty and already at base
         }
-        let new = Segment::create(self.dir.clone(), base, (self.clock)())?;
+        // Indexes first: if the disk is full, no new file is left behind.
         let files = self.with_segment(old_base, Segment::encoded_indexes)?;
         segment::write_index_files(files).await?;
+        let new = Segment::create(self.dir.clone(), base, (self.clock)())?;
         let mut s = self.state.borrow_mut();
         if let Some(old) = s.segments.get_mut(&old_base) {
             old.index_dirty = false;
