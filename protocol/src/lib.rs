@@ -14,6 +14,9 @@
 //!   records, no copy) and response encoder.
 //! - [`fetch`]: hand-written Fetch v4-12 request decoder and a response
 //!   encoder that leaves holes for record bytes sent from files.
+//! - [`messages`]: control-plane messages through the (vendored)
+//!   `kafka-protocol` crate, the [`messages::SUPPORTED`] table that
+//!   ApiVersions advertises, and ApiVersions' own rules.
 //! - [`error_code`]: Kafka's numeric [`ErrorCode`]s.
 //! - [`batch`]: RecordBatch v2: a borrowed view with accessors, splitting,
 //!   Kafka's produce validation (CRC-32C, counts, offsets), in-place
@@ -29,6 +32,7 @@ pub mod error_code;
 pub mod fetch;
 pub mod frame;
 pub mod header;
+pub mod messages;
 pub mod produce;
 pub mod types;
 pub mod wire;
