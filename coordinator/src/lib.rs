@@ -17,6 +17,8 @@
 //! - [`peer`]: the sans-IO ZAB peer (`Peer::step(Input) -> Vec<Output>`):
 //!   discovery, synchronization, broadcast, sessions, and the contract
 //!   with the driver about persistence.
+//! - [`sim`]: the deterministic simulator (seeded PRNG, virtual clock,
+//!   faulty network and disks, randomized clients, invariant checker).
 
 pub mod clients;
 pub mod codec;
@@ -25,5 +27,6 @@ pub mod ids;
 pub mod kafka;
 pub mod message;
 pub mod peer;
+pub mod sim;
 pub mod tree;
 pub mod txn;

@@ -59,6 +59,12 @@ pub struct Config {
     pub data_bytes_max: usize,
     /// Requests waiting at this peer before it answers ConnectionLoss.
     pub client_requests_max: usize,
+    /// Reproduces ZOOKEEPER-4643/4646 for regression tests only: a learner
+    /// writes `currentEpoch` and acknowledges NEWLEADER before the synced
+    /// transactions are logged (they are logged at UPTODATE, as ZooKeeper
+    /// 3.5-3.8 did). Never set it outside tests.
+    #[doc(hidden)]
+    pub bug_ack_newleader_before_txns: bool,
 }
 
 impl Config {
@@ -549,6 +555,16 @@ impl Peer {
             core.reply(request.id, Response::Error(ErrorCode::ConnectionLoss));
             return Flow::Stay;
         }
+        if let Some(session) = request.session {
+            // Any packet on a session keeps it alive (ZooKeeper's touch).
+            match &mut self.role {
+                Role::Leading(leader) => leader.touch(core, session),
+                Role::Learning(learner) => {
+                    learner.touched.insert(session);
+                }
+                Role::Looking(_) => {}
+            }
+        }
         if request.op.is_read() {
             let Core {
                 clients, tree, watches, ..
@@ -759,6 +775,11 @@ impl Core {
         for index in start..end {
             let txn = self.log[index].clone();
             let (result, triggers) = self.tree.apply(&txn);
+            // Deliver first: a reply must never precede the commit it reports.
+            self.out.push(Output::Deliver {
+                txn: txn.clone(),
+                result: result.clone(),
+            });
             for (path, event) in triggers {
                 for (session, path, event) in self.watches.fire(&path, event) {
                     self.out.push(Output::Watch { session, path, event });
@@ -780,7 +801,6 @@ impl Core {
                     self.reply(id, response);
                 }
             }
-            self.out.push(Output::Deliver { txn, result });
             self.commits_since_snapshot += 1;
         }
         if self.commits_since_snapshot >= self.cfg.snapshot_every_txns.max(1) {
@@ -845,7 +865,12 @@ struct Handler {
     ack_epoch_last_zxid: Zxid,
     sync_last: Zxid,
     up_to_date: bool,
+    /// Packets that arrived ahead of a gap.
+    early: BTreeMap<u64, ZabBody>,
 }
+
+/// Out-of-order packets held per link before it is declared broken.
+const REORDER_PACKETS_MAX: usize = 4096;
 
 struct Leader {
     started: u64,
@@ -862,7 +887,8 @@ struct Leader {
     spec: DataTree,
     outstanding: BTreeMap<Zxid, Option<(NodeId, RequestId)>>,
     last_proposed: Zxid,
-    pending_syncs: VecDeque<(Zxid, NodeId, RequestId)>,
+    /// (position, origin, its link when remote, request).
+    pending_syncs: VecDeque<(Zxid, NodeId, Option<LinkId>, RequestId)>,
     deadlines: BTreeMap<SessionId, u64>,
     closing: BTreeSet<SessionId>,
     summary: (Epoch, Zxid),
@@ -1034,6 +1060,7 @@ impl Leader {
                 ack_epoch_last_zxid: Zxid::ZERO,
                 sync_last: Zxid::ZERO,
                 up_to_date: false,
+                early: BTreeMap::new(),
             };
             if let Some(epoch) = self.new_epoch {
                 Leader::send(core, from, &mut handler, ZabBody::LeaderInfo { new_epoch: epoch });
@@ -1051,12 +1078,42 @@ impl Leader {
             return Flow::Stay;
         }
         if seq > handler.recv_seq {
-            // A gap: the connection broke. Forget the learner.
-            self.handlers.remove(&from);
+            // Early: hold it until the gap fills (TCP's reassembly). A gap
+            // that never fills starves the link and the timeouts end it.
+            if handler.early.len() >= REORDER_PACKETS_MAX {
+                self.handlers.remove(&from);
+            } else {
+                handler.early.insert(seq, body);
+            }
             return Flow::Stay;
         }
-        handler.recv_seq += 1;
-        handler.last_heard = core.now;
+        let mut body = body;
+        loop {
+            let Some(handler) = self.handlers.get_mut(&from) else {
+                return Flow::Stay;
+            };
+            if handler.link != link {
+                return Flow::Stay;
+            }
+            handler.recv_seq += 1;
+            handler.last_heard = core.now;
+            if let Flow::Looking(reason) = self.on_body(core, from, body) {
+                return Flow::Looking(reason);
+            }
+            let Some(handler) = self.handlers.get_mut(&from) else {
+                return Flow::Stay;
+            };
+            match handler.early.remove(&handler.recv_seq) {
+                Some(next) => body = next,
+                None => return Flow::Stay,
+            }
+        }
+    }
+
+    fn on_body(&mut self, core: &mut Core, from: NodeId, body: ZabBody) -> Flow {
+        let Some(handler) = self.handlers.get_mut(&from) else {
+            return Flow::Stay;
+        };
         match body {
             ZabBody::AckEpoch {
                 current_epoch,
@@ -1103,7 +1160,10 @@ impl Leader {
         if handler.state != HandlerState::Discovery {
             return Flow::Stay;
         }
-        if (current_epoch, last_zxid) > self.summary {
+        // Checked only until the quorum formed, as `waitForEpochAck` does: a
+        // later learner cannot hold an established history this leader
+        // lacks, since a quorum that established it meets ours.
+        if !self.syncing && (current_epoch, last_zxid) > self.summary {
             // `LearnerHandler`: "Follower is ahead of the leader". This
             // leader's history may lack committed transactions.
             return Flow::Looking(format!("learner {from:?} is ahead: {current_epoch:?} {last_zxid}"));
@@ -1308,14 +1368,15 @@ impl Leader {
     }
 
     fn sync_request(&mut self, core: &mut Core, from: NodeId, id: RequestId) {
-        self.pending_syncs.push_back((self.last_proposed, from, id));
+        let link = self.handlers.get(&from).map(|h| h.link);
+        self.pending_syncs.push_back((self.last_proposed, from, link, id));
         self.answer_syncs(core);
     }
 
     /// Answers syncs whose position is committed, right after the COMMITs
     /// that precede them on each link.
     fn answer_syncs(&mut self, core: &mut Core) {
-        while let Some(&(zxid, from, id)) = self.pending_syncs.front() {
+        while let Some(&(zxid, from, link, id)) = self.pending_syncs.front() {
             if zxid > core.tree.last_zxid() {
                 break;
             }
@@ -1323,7 +1384,11 @@ impl Leader {
             if from == core.cfg.id {
                 core.complete_client(id, Response::Synced);
             } else if let Some(h) = self.handlers.get_mut(&from) {
-                Leader::send(core, from, h, ZabBody::SyncReply { id });
+                // Only on the link the sync came in on: a reconnected
+                // learner already failed that client request.
+                if Some(h.link) == link {
+                    Leader::send(core, from, h, ZabBody::SyncReply { id });
+                }
             }
         }
     }
@@ -1358,6 +1423,9 @@ struct Learner {
     /// Commit point learned during sync; applied at UPTODATE.
     sync_commit: Zxid,
     touched: BTreeSet<SessionId>,
+    /// Only with `bug_ack_newleader_before_txns`: synced but not yet logged.
+    unlogged: Vec<LoggedTxn>,
+    early: BTreeMap<u64, ZabBody>,
 }
 
 impl Learner {
@@ -1374,6 +1442,8 @@ impl Learner {
             new_epoch: Epoch(0),
             sync_commit: Zxid::ZERO,
             touched: BTreeSet::new(),
+            unlogged: Vec::new(),
+            early: BTreeMap::new(),
         }
     }
 
@@ -1431,11 +1501,24 @@ impl Learner {
             return Flow::Stay;
         }
         if seq > self.recv_seq {
-            return Flow::Looking("gap in the leader's packets".into());
+            if self.early.len() >= REORDER_PACKETS_MAX {
+                return Flow::Looking("too many packets behind a gap".into());
+            }
+            self.early.insert(seq, body);
+            return Flow::Stay;
         }
-        self.recv_seq += 1;
-        self.last_heard = core.now;
-        self.on_body(core, body)
+        let mut body = body;
+        loop {
+            self.recv_seq += 1;
+            self.last_heard = core.now;
+            if let Flow::Looking(reason) = self.on_body(core, body) {
+                return Flow::Looking(reason);
+            }
+            match self.early.remove(&self.recv_seq) {
+                Some(next) => body = next,
+                None => return Flow::Stay,
+            }
+        }
     }
 
     fn on_body(&mut self, core: &mut Core, body: ZabBody) -> Flow {
@@ -1506,6 +1589,11 @@ impl Learner {
                         core.origins.insert(zxid, id);
                     }
                 }
+                if self.phase == Phase::Syncing && core.cfg.bug_ack_newleader_before_txns {
+                    core.log.push(txn.clone());
+                    self.unlogged.push(txn);
+                    return Flow::Stay;
+                }
                 // Proposals before NEWLEADER are vouched for by its ack;
                 // later ones by their own ACK.
                 let ack = self.phase != Phase::Syncing && !self.observer;
@@ -1540,6 +1628,17 @@ impl Learner {
                     return core.violation(format!("sync commit {} beyond our log", self.sync_commit));
                 }
                 self.phase = Phase::Active;
+                let unlogged = std::mem::take(&mut self.unlogged);
+                if let Some(last) = unlogged.last().map(|t| t.zxid) {
+                    let log_generation = core.log_generation;
+                    core.persist(
+                        PersistAction::Txns(unlogged),
+                        After::LogDurable {
+                            zxid: last,
+                            log_generation,
+                        },
+                    );
+                }
                 core.commit_through(self.sync_commit);
                 Flow::Stay
             }
