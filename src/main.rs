@@ -15,7 +15,11 @@ use ringtail_io::log::{batch, Log, LogConfig, LogError};
 use ringtail_io::rt;
 
 #[derive(Parser)]
-#[command(name = "ringtail", version, about = "Kafka-compatible broker with a built-in ZAB coordinator")]
+#[command(
+    name = "ringtail",
+    version,
+    about = "Kafka-compatible broker with a built-in ZAB coordinator"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,8 +53,12 @@ enum LogCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Log { command: LogCommand::Dump { paths } } => dump(&paths),
-        Command::Log { command: LogCommand::Verify { dir } } => verify(&dir),
+        Command::Log {
+            command: LogCommand::Dump { paths },
+        } => dump(&paths),
+        Command::Log {
+            command: LogCommand::Verify { dir },
+        } => verify(&dir),
     };
     match result {
         Ok(code) => code,
@@ -88,7 +96,11 @@ fn dump(paths: &[PathBuf]) -> Result<ExitCode, String> {
         let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         damaged |= !dump_segment(&bytes);
     }
-    Ok(if damaged { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if damaged {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn dump_segment(bytes: &[u8]) -> bool {
@@ -98,7 +110,11 @@ fn dump_segment(bytes: &[u8]) -> bool {
         let header = match batch::BatchHeader::parse(rest) {
             Ok(h) if h.size <= rest.len() => h,
             Ok(h) => {
-                println!("position: {position} torn batch: claims {} bytes, {} present", h.size, rest.len());
+                println!(
+                    "position: {position} torn batch: claims {} bytes, {} present",
+                    h.size,
+                    rest.len()
+                );
                 return false;
             }
             Err(e) => {
@@ -134,9 +150,15 @@ fn verify(dir: &Path) -> Result<ExitCode, String> {
     rt::block_on(async {
         // Opening recovers a crashed log (truncating a torn tail) exactly as
         // the broker would; verify then checks every sealed byte.
-        let log = Log::open(dir, LogConfig { retention_ms: None, ..LogConfig::default() })
-            .await
-            .map_err(|e| e.to_string())?;
+        let log = Log::open(
+            dir,
+            LogConfig {
+                retention_ms: None,
+                ..LogConfig::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let outcome = log.verify().await.map_err(|e| e.to_string())?;
         let offsets = log.offsets();
         let stats = log.stats();
@@ -153,8 +175,15 @@ fn verify(dir: &Path) -> Result<ExitCode, String> {
                 );
                 Ok(ExitCode::SUCCESS)
             }
-            Some(LogError::Corrupt { path, position, error }) => {
-                println!("{}: corrupt batch at position {position}: {error}", path.display());
+            Some(LogError::Corrupt {
+                path,
+                position,
+                error,
+            }) => {
+                println!(
+                    "{}: corrupt batch at position {position}: {error}",
+                    path.display()
+                );
                 Ok(ExitCode::from(1))
             }
             Some(other) => Err(other.to_string()),

@@ -3,9 +3,9 @@
 //!
 //! Each subcommand prints `RESULT <name> <value> <unit>` lines.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -88,9 +88,13 @@ fn template(batch_bytes: usize) -> Vec<u8> {
 fn main() {
     let cli = Cli::parse();
     match cli.command {
-        Command::Append { dir, sync, writers, batch_bytes, total_bytes } => {
-            append(&dir, sync, writers, batch_bytes, total_bytes)
-        }
+        Command::Append {
+            dir,
+            sync,
+            writers,
+            batch_bytes,
+            total_bytes,
+        } => append(&dir, sync, writers, batch_bytes, total_bytes),
         Command::PrepareRecovery { dir, total_bytes } => prepare_recovery(&dir, total_bytes),
         Command::Recover { dir } => recover(&dir),
         Command::OpenSegments { dir, segments } => open_segments(&dir, segments),
@@ -109,15 +113,26 @@ fn append(dir: &Path, sync: Sync, writers: usize, batch_bytes: usize, total_byte
     let per_batch = template.len() as u64;
     let batches = total_bytes.div_ceil(per_batch);
     rt::block_on(async move {
-        let log = Log::open(dir, LogConfig { retention_ms: None, ..LogConfig::default() })
-            .await
-            .expect("open");
+        let log = Log::open(
+            dir,
+            LogConfig {
+                retention_ms: None,
+                ..LogConfig::default()
+            },
+        )
+        .await
+        .expect("open");
         let next = Rc::new(RefCell::new(0u64));
         let latencies = Rc::new(RefCell::new(Vec::with_capacity(batches as usize)));
         let start = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..writers {
-            let (log, template, next, latencies) = (log.clone(), template.clone(), next.clone(), latencies.clone());
+            let (log, template, next, latencies) = (
+                log.clone(),
+                template.clone(),
+                next.clone(),
+                latencies.clone(),
+            );
             tasks.push(rt::spawn(async move {
                 loop {
                     {
@@ -128,9 +143,14 @@ fn append(dir: &Path, sync: Sync, writers: usize, batch_bytes: usize, total_byte
                         *n += 1;
                     }
                     let t0 = Instant::now();
-                    let info = log.append(BytesMut::from(&template[..]), 0).await.expect("append");
+                    let info = log
+                        .append(BytesMut::from(&template[..]), 0)
+                        .await
+                        .expect("append");
                     if sync == Sync::Group {
-                        log.wait_durable(Offset(info.last_offset.0 + 1)).await.expect("durable");
+                        log.wait_durable(Offset(info.last_offset.0 + 1))
+                            .await
+                            .expect("durable");
                     }
                     latencies.borrow_mut().push(t0.elapsed());
                 }
@@ -142,7 +162,11 @@ fn append(dir: &Path, sync: Sync, writers: usize, batch_bytes: usize, total_byte
         let elapsed = start.elapsed();
         let bytes = batches * per_batch;
         let fsyncs = log.stats().fsyncs;
-        result("append_mb_s", bytes as f64 / elapsed.as_secs_f64() / 1e6, "MB/s");
+        result(
+            "append_mb_s",
+            bytes as f64 / elapsed.as_secs_f64() / 1e6,
+            "MB/s",
+        );
         result("append_batches", batches as f64, "batches");
         result("batch_bytes", per_batch as f64, "B");
         result("fdatasyncs", fsyncs as f64, "calls");
@@ -164,11 +188,19 @@ fn prepare_recovery(dir: &Path, total_bytes: u64) {
     let template = template(1 << 20);
     let batches = total_bytes.div_ceil(template.len() as u64);
     rt::block_on(async {
-        let log = Log::open(dir, LogConfig { retention_ms: None, ..LogConfig::default() })
-            .await
-            .expect("open");
+        let log = Log::open(
+            dir,
+            LogConfig {
+                retention_ms: None,
+                ..LogConfig::default()
+            },
+        )
+        .await
+        .expect("open");
         for _ in 0..batches {
-            log.append(BytesMut::from(&template[..]), 0).await.expect("append");
+            log.append(BytesMut::from(&template[..]), 0)
+                .await
+                .expect("append");
         }
         // No close: the next open is unclean.
         let size = log.stats().size_bytes;
@@ -181,14 +213,24 @@ fn prepare_recovery(dir: &Path, total_bytes: u64) {
 fn recover(dir: &Path) {
     rt::block_on(async {
         let start = Instant::now();
-        let log = Log::open(dir, LogConfig { retention_ms: None, ..LogConfig::default() })
-            .await
-            .expect("recover");
+        let log = Log::open(
+            dir,
+            LogConfig {
+                retention_ms: None,
+                ..LogConfig::default()
+            },
+        )
+        .await
+        .expect("recover");
         let elapsed = start.elapsed();
         let bytes = log.stats().size_bytes;
         result("recovered_bytes", bytes as f64, "B");
         result("recovery_s", elapsed.as_secs_f64(), "s");
-        result("recovery_mb_s", bytes as f64 / elapsed.as_secs_f64() / 1e6, "MB/s");
+        result(
+            "recovery_mb_s",
+            bytes as f64 / elapsed.as_secs_f64() / 1e6,
+            "MB/s",
+        );
         log.close().await.expect("close");
     });
     let _ = std::fs::remove_dir_all(dir);
@@ -242,9 +284,13 @@ fn memory(dir: &Path, logs: usize) {
     let template = template(16 << 10);
     rt::block_on(async {
         for i in 0..logs {
-            let log = Log::open(dir.join(format!("topic-{i}")), LogConfig::default()).await.expect("open");
+            let log = Log::open(dir.join(format!("topic-{i}")), LogConfig::default())
+                .await
+                .expect("open");
             for _ in 0..16 {
-                log.append(BytesMut::from(&template[..]), 0).await.expect("append");
+                log.append(BytesMut::from(&template[..]), 0)
+                    .await
+                    .expect("append");
             }
             log.close().await.expect("close");
         }
@@ -253,12 +299,20 @@ fn memory(dir: &Path, logs: usize) {
         let before = rss_bytes();
         let mut open = Vec::with_capacity(logs);
         for i in 0..logs {
-            open.push(Log::open(dir.join(format!("topic-{i}")), LogConfig::default()).await.expect("open"));
+            open.push(
+                Log::open(dir.join(format!("topic-{i}")), LogConfig::default())
+                    .await
+                    .expect("open"),
+            );
         }
         let after = rss_bytes();
         let heap: usize = open.iter().map(|l| l.stats().heap_bytes).sum();
         result("logs_open", logs as f64, "logs");
-        result("rss_per_log_bytes", (after.saturating_sub(before)) as f64 / logs as f64, "B");
+        result(
+            "rss_per_log_bytes",
+            (after.saturating_sub(before)) as f64 / logs as f64,
+            "B",
+        );
         result("heap_per_log_bytes", heap as f64 / logs as f64, "B");
         for log in open {
             log.close().await.expect("close");
