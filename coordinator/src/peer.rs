@@ -1285,6 +1285,14 @@ impl Leader {
         }
         let Some(epoch) = self.new_epoch else { return Flow::Stay };
         self.established = true;
+        // Report the established epoch to looking peers, so that every
+        // member of the ensemble answers with the same (leader, epoch) vote
+        // whichever election round brought it here (ZOOKEEPER-1732).
+        core.current_vote = Vote {
+            leader: core.cfg.id,
+            zxid: Zxid::new(epoch, 0),
+            peer_epoch: epoch,
+        };
         // A quorum holds our whole history durably: it is committed.
         core.commit_through(core.last_zxid());
         self.spec = core.tree.clone();
@@ -1628,6 +1636,11 @@ impl Learner {
                     return core.violation(format!("sync commit {} beyond our log", self.sync_commit));
                 }
                 self.phase = Phase::Active;
+                core.current_vote = Vote {
+                    leader: self.leader,
+                    zxid: Zxid::new(self.new_epoch, 0),
+                    peer_epoch: self.new_epoch,
+                };
                 let unlogged = std::mem::take(&mut self.unlogged);
                 if let Some(last) = unlogged.last().map(|t| t.zxid) {
                     let log_generation = core.log_generation;

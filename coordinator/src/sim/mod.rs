@@ -107,7 +107,7 @@ impl Options {
             liveness_ms: 20_000,
             faults,
             zxid_counter_max: if rng.chance(200_000) {
-                rng.range(3, 40) as u32
+                rng.range(10, 60) as u32
             } else {
                 u32::MAX
             },
@@ -492,6 +492,9 @@ impl Sim {
             return Ok(());
         };
         let role_before = peer.role();
+        // A leader may commit and step down in the same step (counter
+        // rollover): its deliveries count as a leader's.
+        let led_before = peer.established_epoch().is_some();
         let outputs = peer.step(input);
         let id = peer.id();
         let role_after = peer.role();
@@ -509,7 +512,7 @@ impl Sim {
             );
         }
         self.stats.steps += 1;
-        let leading = peer.established_epoch().is_some();
+        let leading = led_before || peer.established_epoch().is_some();
         for output in outputs {
             self.output(i, id, leading, output)?;
         }
