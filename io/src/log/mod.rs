@@ -42,6 +42,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
@@ -175,7 +176,7 @@ pub struct LogOffsets {
 /// Bytes of a segment file to send as they are.
 #[derive(Debug, Clone)]
 pub struct FileSlice {
-    pub file: Rc<SegmentFile>,
+    pub file: Arc<SegmentFile>,
     pub position: u64,
     pub len: u64,
 }
@@ -1070,7 +1071,7 @@ impl Inner {
     async fn flush_to(&self, target: i64) -> Result<(), LogError> {
         let (files, dir_dirty) = {
             let mut s = self.state.borrow_mut();
-            let files: Vec<(i64, u64, Rc<SegmentFile>)> = s
+            let files: Vec<(i64, u64, Arc<SegmentFile>)> = s
                 .segments
                 .iter()
                 .rev()

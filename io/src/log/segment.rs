@@ -8,6 +8,7 @@ use std::cell::OnceCell;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::batch::{self, BatchError, BatchHeader, HEADER_BYTES};
 use super::index::{OffsetIndex, TimeIndex};
@@ -55,7 +56,7 @@ impl SegmentFile {
 pub(crate) struct Segment {
     pub base: i64,
     pub dir: Rc<PathBuf>,
-    file: OnceCell<Rc<SegmentFile>>,
+    file: OnceCell<Arc<SegmentFile>>,
     /// Bytes of whole batches in the file.
     pub size: u64,
     /// Bytes known to be on stable storage.
@@ -97,7 +98,7 @@ impl Segment {
             index_dirty: true,
             ..Segment::new_lazy(dir, base, 0, now_ms)
         };
-        let _ = segment.file.set(Rc::new(SegmentFile { file, path }));
+        let _ = segment.file.set(Arc::new(SegmentFile { file, path }));
         Ok(segment)
     }
 
@@ -106,13 +107,13 @@ impl Segment {
     }
 
     /// The open file, opening it on first use.
-    pub fn file(&self) -> Result<Rc<SegmentFile>, LogError> {
+    pub fn file(&self) -> Result<Arc<SegmentFile>, LogError> {
         if let Some(file) = self.file.get() {
             return Ok(file.clone());
         }
         let path = self.path(".log");
         let file = File::open_rw(&path).map_err(|e| LogError::io(&path, e))?;
-        let file = Rc::new(SegmentFile { file, path });
+        let file = Arc::new(SegmentFile { file, path });
         let _ = self.file.set(file.clone());
         Ok(file)
     }
