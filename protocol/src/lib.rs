@@ -25,6 +25,26 @@
 //!
 //! Everything here is sans-IO: it reads from and writes to memory, and the
 //! broker's connection loop does the socket work.
+//!
+//! # A request's path through this crate
+//!
+//! 1. [`frame::check`] on the read buffer: `Ok(None)` reads more, an error
+//!    closes the connection, `Ok(Some(n))` splits off one frame.
+//! 2. [`RequestHeader::parse`] on the frame body gives the API, version,
+//!    correlation id and the request body.
+//! 3. ApiVersions: [`messages::api_versions_reply`] (handles a too-new
+//!    version itself). Others: check [`messages::is_supported`], then
+//!    decode with [`produce::ProduceRequest::decode`],
+//!    [`fetch::FetchRequest::decode`] or [`messages::decode_request`].
+//! 4. Produce: per partition, [`batch::validate_produce_records`], then
+//!    [`batch::patch`] the base offset and leader epoch in the frame
+//!    buffer before appending; [`BatchError::error_code`] answers a bad
+//!    batch.
+//! 5. Answer with [`produce::ProduceResponse::encode`] inside
+//!    [`header::write_response_frame`], [`messages::encode_response_frame`],
+//!    or for Fetch [`fetch::FetchResponse::encode_frame`], whose
+//!    [`fetch::FetchPart`]s interleave buffer ranges with record bytes sent
+//!    from segment files.
 
 pub mod api_key;
 pub mod batch;

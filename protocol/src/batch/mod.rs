@@ -600,6 +600,42 @@ mod tests {
         assert!(RecordBatch::new(&trailing).is_err());
     }
 
+    /// Random and damaged input through every reader of this module:
+    /// errors are fine, panics are not.
+    #[test]
+    fn damaged_blobs_never_panic() {
+        let mut rng = crate::testkit::Prng::new(0x5eed_0601);
+        let good = {
+            let mut blob = sample();
+            blob.extend_from_slice(&sample());
+            blob
+        };
+        for round in 0..20_000 {
+            let mut bytes = if round % 4 == 0 {
+                rng.bytes(200)
+            } else {
+                good.clone()
+            };
+            for _ in 0..rng.below(6) {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = rng.below(bytes.len() as u64) as usize;
+                bytes[at] = rng.next_u64() as u8;
+            }
+            bytes.truncate(rng.below(bytes.len() as u64 + 1) as usize);
+            for batch in batches(&bytes).flatten() {
+                let _ = batch.last_sequence();
+                let _ = batch.check_records();
+                if let Ok(records) = batch.records() {
+                    for record in records.flatten() {
+                        let _ = record.headers().count();
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn error_codes_follow_kafka() {
         assert_eq!(
