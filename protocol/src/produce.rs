@@ -10,6 +10,8 @@
 //! error_message, v9 the flexible encoding, v10 the current_leader and
 //! node_endpoints tagged fields (KIP-951). v11 changes nothing on the wire.
 
+use std::ops::Range;
+
 use bytes::BufMut;
 
 use crate::api_key::ApiKey;
@@ -55,6 +57,21 @@ pub struct ProducePartition<'a> {
     /// The records field, a slice of the request body; `None` when the
     /// client sent null.
     pub records: Option<&'a [u8]>,
+}
+
+impl ProducePartition<'_> {
+    /// Where this partition's records lie within `body`, the slice the
+    /// request was decoded from. The broker collects these ranges, lets
+    /// the request's borrow end, then patches each batch's base offset
+    /// and leader epoch in its own mutable frame buffer (no copy).
+    ///
+    /// `None` for null records or a `body` the records do not come from.
+    pub fn records_range(&self, body: &[u8]) -> Option<Range<usize>> {
+        let records = self.records?;
+        let start = (records.as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
+        let end = start.checked_add(records.len())?;
+        (end <= body.len()).then_some(start..end)
+    }
 }
 
 /// The three acks settings Kafka accepts.
@@ -408,6 +425,47 @@ mod tests {
             "records were copied"
         );
         assert_eq!(request.partition_count(), 1);
+    }
+
+    /// The broker's produce path end to end: decode, validate, find the
+    /// batch in the frame, patch it in place, and the CRC still holds.
+    #[test]
+    fn records_are_patched_in_place_in_the_request_buffer() {
+        use crate::batch::{self, patch, BatchBuilder, ProduceValidation, RecordBatch};
+        use crate::types::LeaderEpoch;
+
+        let mut builder = BatchBuilder::new();
+        builder.append(1, Some(b"k"), Some(b"v"), &[]);
+        let oracle = oreq::ProduceRequest::default()
+            .with_acks(-1)
+            .with_topic_data(vec![oreq::TopicProduceData::default()
+                .with_name(TopicName(sb("t")))
+                .with_partition_data(vec![oreq::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(builder.build())))])]);
+        let mut body = encode_oracle(&oracle, 9);
+
+        let ranges: Vec<Range<usize>> = {
+            let request = ProduceRequest::decode(9, &body).expect("valid");
+            let partition = &request.topics[0].partitions[0];
+            let records = partition.records.expect("present");
+            batch::validate_produce_records(records, &ProduceValidation::new(9)).expect("valid");
+            vec![partition.records_range(&body).expect("inside the body")]
+        };
+        for range in ranges {
+            patch::set_base_offset(&mut body[range.clone()], Offset(4242));
+            patch::set_partition_leader_epoch(&mut body[range.clone()], LeaderEpoch(7));
+            let stored = RecordBatch::new(&body[range]).expect("still one batch");
+            assert_eq!(stored.base_offset(), Offset(4242));
+            assert_eq!(stored.partition_leader_epoch(), LeaderEpoch(7));
+            assert!(stored.is_crc_valid());
+        }
+        let elsewhere = [0u8; 4];
+        let request = ProduceRequest::decode(9, &body).expect("valid");
+        assert_eq!(
+            request.topics[0].partitions[0].records_range(&elsewhere),
+            None
+        );
     }
 
     #[test]
