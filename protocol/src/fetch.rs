@@ -398,6 +398,9 @@ impl FetchResponse<'_> {
             (MIN_VERSION..=MAX_VERSION).contains(&version),
             "fetch response v{version} is not supported"
         );
+        // One allocation up front: about 60 bytes per partition plus names.
+        let names: usize = self.topics.iter().map(|t| t.topic.len() + 8).sum();
+        buf.reserve(32 + names + 64 * self.partition_count());
         let frame_start = frame::begin(buf);
         encode_response_header(
             buf,

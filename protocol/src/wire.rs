@@ -110,6 +110,13 @@ impl<'a> Reader<'a> {
     /// Kafka's UNSIGNED_VARINT: 7 bits per byte, little-endian groups, at
     /// most 5 bytes.
     pub fn unsigned_varint(&mut self) -> Result<u32, DecodeError> {
+        // Most lengths and counts fit in one byte.
+        if let Some(&byte) = self.buf.get(self.pos) {
+            if byte < 0x80 {
+                self.pos += 1;
+                return Ok(u32::from(byte));
+            }
+        }
         let mut value: u32 = 0;
         for i in 0..5 {
             let byte = self.array::<1>()?[0];
