@@ -1063,6 +1063,14 @@ impl Leader {
                 early: BTreeMap::new(),
             };
             if let Some(epoch) = self.new_epoch {
+                if accepted_epoch > epoch {
+                    // It promised a later epoch and can never follow ours
+                    // (ZooKeeper leaves it LOOKING until the leader fails).
+                    // Re-elect: the next epoch will be above its promise.
+                    return Flow::Looking(format!(
+                        "learner {from:?} accepted {accepted_epoch:?}, above our {epoch:?}"
+                    ));
+                }
                 Leader::send(core, from, &mut handler, ZabBody::LeaderInfo { new_epoch: epoch });
             }
             self.handlers.insert(from, handler);

@@ -43,6 +43,11 @@ pub struct Faults {
     /// When a crash cuts an unsynced write, tear it.
     pub tear: u64,
     pub slow_disk: u64,
+    /// Crash a node right after it sends an acknowledgement or a commit:
+    /// the moments where durability promises matter most.
+    pub crash_after_ack: u64,
+    /// Per boot: the node's clock runs up to this much fast or slow (per mille).
+    pub clock_drift_per_mille: u64,
 }
 
 impl Faults {
@@ -56,6 +61,8 @@ impl Faults {
             partition: 0,
             tear: 0,
             slow_disk: 0,
+            crash_after_ack: 0,
+            clock_drift_per_mille: 0,
         }
     }
 }
@@ -96,6 +103,8 @@ impl Options {
                 partition: rng.range(0, 60_000),
                 tear: 500_000,
                 slow_disk: rng.range(0, 100_000),
+                crash_after_ack: rng.range(0, 3_000),
+                clock_drift_per_mille: rng.range(0, 200),
             }
         };
         Options {
@@ -103,7 +112,7 @@ impl Options {
             voters,
             observers,
             clients: rng.range(1, 4) as usize,
-            chaos_ms: rng.range(1_000, 4_000),
+            chaos_ms: rng.range(2_000, 10_000),
             liveness_ms: 20_000,
             faults,
             zxid_counter_max: if rng.chance(200_000) {
@@ -142,6 +151,7 @@ enum Event {
     DiskSync(usize),
     Client(usize),
     Fault,
+    Crash(usize),
     Restart(usize),
 }
 
@@ -151,6 +161,7 @@ struct Node {
     disk: Disk,
     sync_scheduled: bool,
     disk_held: bool,
+    tick_ms: u64,
     /// The restart state read from disk while the node is down.
     recovered: Option<DurableState>,
 }
@@ -233,6 +244,7 @@ impl Sim {
                 disk: Disk::default(),
                 sync_scheduled: false,
                 disk_held: false,
+                tick_ms: TICK_MS,
                 recovered: Some(DurableState::default()),
             });
             sim.boot(i);
@@ -283,6 +295,13 @@ impl Sim {
 
     fn boot(&mut self, i: usize) {
         let cfg = self.config(i);
+        let drift = if self.chaos {
+            self.opts.faults.clock_drift_per_mille
+        } else {
+            0
+        };
+        let skew = self.rng.range(0, 2 * drift) as i64 - drift as i64;
+        self.nodes[i].tick_ms = (TICK_MS as i64 * (1000 + skew) / 1000).max(1) as u64;
         let Some(state) = self.nodes[i].recovered.take() else {
             return;
         };
@@ -448,7 +467,8 @@ impl Sim {
     fn handle(&mut self, event: Event) -> Result<(), String> {
         match event {
             Event::Tick(i) => {
-                self.schedule(TICK_MS, Event::Tick(i));
+                // Each node's clock runs at its own rate (drift).
+                self.schedule(self.nodes[i].tick_ms, Event::Tick(i));
                 if self.nodes[i].peer.is_some() {
                     self.step(i, Input::Tick)?;
                 }
@@ -483,6 +503,13 @@ impl Sim {
             Event::Client(c) => self.client_action(c)?,
             Event::Fault => self.fault()?,
             Event::Restart(i) => self.restart(i)?,
+            Event::Crash(i) => {
+                if self.chaos && self.nodes[i].peer.is_some() {
+                    self.crash(i)?;
+                    let after = self.rng.range(20, 1_000);
+                    self.schedule(after, Event::Restart(i));
+                }
+            }
         }
         Ok(())
     }
@@ -602,6 +629,15 @@ impl Sim {
             match body {
                 ZabBody::Snap { .. } => self.stats.snapshots_sent += 1,
                 ZabBody::Trunc { .. } => self.stats.truncs_sent += 1,
+                ZabBody::Ack { .. }
+                | ZabBody::NewLeaderAck { .. }
+                | ZabBody::AckEpoch { .. }
+                | ZabBody::Commit { .. }
+                | ZabBody::UpToDate => {
+                    if self.chaos && self.rng.chance(self.opts.faults.crash_after_ack) {
+                        self.schedule(0, Event::Crash(from));
+                    }
+                }
                 _ => {}
             }
         }
@@ -700,7 +736,12 @@ impl Sim {
             match self.rng.range(0, 3) {
                 0 => {}
                 1 => {
-                    let i = self.rng.range(0, n as u64 - 1) as usize;
+                    // Isolating the leader is the interesting case; favour it.
+                    let random = self.rng.range(0, n as u64 - 1) as usize;
+                    let i = match self.leader() {
+                        Some(l) if self.rng.chance(600_000) => l,
+                        _ => random,
+                    };
                     self.isolate(i);
                 }
                 2 => {
