@@ -45,6 +45,12 @@
 //!    or for Fetch [`fetch::FetchResponse::encode_frame`], whose
 //!    [`fetch::FetchPart`]s interleave buffer ranges with record bytes sent
 //!    from segment files.
+//!
+//! Clients built on this crate (the admin CLI, console tools, the perf
+//! load generator) use [`messages::encode_request_frame`],
+//! [`messages::parse_response_header`] and [`messages::decode_response`],
+//! build record batches with [`batch::BatchBuilder`] and read fetched ones
+//! with [`batch::batches`] and [`RecordBatch::records`].
 
 pub mod api_key;
 pub mod batch;

@@ -17,7 +17,7 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
-use kafka_protocol::protocol::{Encodable, Message, Request};
+use kafka_protocol::protocol::{Decodable, Encodable, Message, Request};
 use thiserror::Error;
 
 use crate::api_key::ApiKey;
@@ -70,6 +70,11 @@ pub fn supported_range(api_key: ApiKey) -> Option<ApiRange> {
 }
 
 /// Whether the broker serves `version` of `api_key`.
+///
+/// Kafka closes the connection when a request of any API but ApiVersions
+/// comes in a version it does not serve (the request cannot be parsed, so
+/// there is no error response to give); ApiVersions gets
+/// [`api_versions_reply`].
 pub fn is_supported(api_key: ApiKey, version: i16) -> bool {
     supported_range(api_key).is_some_and(|r| (r.min..=r.max).contains(&version))
 }
@@ -161,6 +166,75 @@ pub fn encode_response_frame<R: Encodable + Message>(
             Err(e)
         }
     }
+}
+
+/// Client side, for the admin CLI, console tools and the perf load
+/// generator: encodes a whole request frame (size prefix, the header
+/// version the API calls for, body).
+pub fn encode_request_frame<T: Request>(
+    version: i16,
+    correlation_id: CorrelationId,
+    client_id: Option<&str>,
+    request: &T,
+    buf: &mut BytesMut,
+) -> Result<(), MessageError> {
+    let api_key = ApiKey::from_key(T::KEY).ok_or(MessageError::UnsupportedVersion {
+        api_key: T::KEY,
+        version,
+    })?;
+    if !(T::VERSIONS.min..=T::VERSIONS.max).contains(&version) {
+        return Err(MessageError::UnsupportedVersion {
+            api_key: T::KEY,
+            version,
+        });
+    }
+    let start = frame::begin(buf);
+    let header = crate::header::RequestHeader {
+        api_key,
+        api_version: version,
+        correlation_id,
+        client_id,
+    };
+    header.encode(api_key.request_header_version(version), buf);
+    if let Err(e) = request.encode(buf, version) {
+        buf.truncate(start);
+        return Err(MessageError::Encode {
+            version,
+            reason: e.to_string(),
+        });
+    }
+    frame::finish(buf, start);
+    Ok(())
+}
+
+/// Client side: splits a response frame body (after the size prefix) into
+/// its correlation id and the response body, for `api_key`/`version`.
+pub fn parse_response_header(
+    api_key: ApiKey,
+    version: i16,
+    frame_body: &[u8],
+) -> Result<(CorrelationId, &[u8]), crate::wire::DecodeError> {
+    let mut r = crate::wire::Reader::new(frame_body);
+    let correlation_id = CorrelationId(r.i32()?);
+    if api_key.response_header_version(version) >= 1 {
+        r.skip_tagged_fields()?;
+    }
+    Ok((correlation_id, r.rest()))
+}
+
+/// Client side: decodes a response body of `version`.
+pub fn decode_response<R: Decodable + Message>(
+    api_key: ApiKey,
+    version: i16,
+    body: &[u8],
+) -> Result<R, MessageError> {
+    check_message_version::<R>(api_key.key(), version)?;
+    let mut buf = Bytes::copy_from_slice(body);
+    R::decode(&mut buf, version).map_err(|e| MessageError::Malformed {
+        api_key: api_key.key(),
+        version,
+        reason: e.to_string(),
+    })
 }
 
 /// The ApiVersions answer and the version to encode it with.
@@ -257,7 +331,7 @@ mod tests {
         IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
         MetadataResponse, TopicName,
     };
-    use kafka_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
+    use kafka_protocol::protocol::{HeaderVersion, StrBytes};
 
     #[test]
     fn supported_table_is_what_the_broker_advertises() {
@@ -490,6 +564,47 @@ mod tests {
             0, 18, 0, 0, 0, 4, // ApiVersions 0..=4
         ];
         assert_eq!(&buf[..], expected);
+    }
+
+    /// What the admin CLI does: encode a request frame, let the broker
+    /// side parse it, answer, and read the answer back.
+    #[test]
+    fn client_side_round_trip() {
+        let mut request_frame = BytesMut::new();
+        encode_request_frame(
+            12,
+            CorrelationId(41),
+            Some("ringtail-admin"),
+            &metadata_request(),
+            &mut request_frame,
+        )
+        .expect("encodes");
+        let n = frame::check(&request_frame, 1 << 20)
+            .expect("valid size")
+            .expect("complete");
+        let (header, body) = RequestHeader::parse(frame::body(&request_frame[..n])).expect("valid");
+        assert_eq!(header.client_id, Some("ringtail-admin"));
+        let decoded: MetadataRequest = decode_request(header.api_version, body).expect("valid");
+        assert_eq!(decoded, metadata_request());
+
+        let response =
+            MetadataResponse::default().with_cluster_id(Some(StrBytes::from_static_str("c1")));
+        let mut response_frame = BytesMut::new();
+        encode_response_frame(
+            ApiKey::Metadata,
+            12,
+            header.correlation_id,
+            &response,
+            &mut response_frame,
+        )
+        .expect("encodes");
+        let (correlation, body) =
+            parse_response_header(ApiKey::Metadata, 12, frame::body(&response_frame))
+                .expect("valid");
+        assert_eq!(correlation, CorrelationId(41));
+        let back: MetadataResponse = decode_response(ApiKey::Metadata, 12, body).expect("valid");
+        assert_eq!(back, response);
+        assert!(decode_response::<MetadataResponse>(ApiKey::Metadata, 12, &body[..3]).is_err());
     }
 
     #[test]
