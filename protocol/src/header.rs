@@ -39,23 +39,9 @@ impl<'a> RequestHeader<'a> {
     /// Parses the header at the start of a frame body (the bytes after the
     /// size prefix) and returns it with the request body that follows.
     pub fn parse(frame_body: &'a [u8]) -> Result<(Self, &'a [u8]), HeaderError> {
-        let mut r = Reader::new(frame_body);
-        let raw_key = r.i16()?;
-        let api_version = r.i16()?;
-        let correlation_id = CorrelationId(r.i32()?);
-        let api_key = ApiKey::from_key(raw_key).ok_or(HeaderError::UnknownApiKey {
-            api_key: raw_key,
-            correlation_id,
-        })?;
-        let header_version = api_key.request_header_version(api_version);
-        let client_id = Self::parse_rest(&mut r, header_version)?;
-        let header = RequestHeader {
-            api_key,
-            api_version,
-            correlation_id,
-            client_id,
-        };
-        Ok((header, r.rest()))
+        Self::parse_with(frame_body, |key, version| {
+            key.request_header_version(version)
+        })
     }
 
     /// Parses a header of an explicit version (0, 1 or 2); for tools and
@@ -63,6 +49,13 @@ impl<'a> RequestHeader<'a> {
     pub fn parse_versioned(
         frame_body: &'a [u8],
         header_version: i16,
+    ) -> Result<(Self, &'a [u8]), HeaderError> {
+        Self::parse_with(frame_body, |_, _| header_version)
+    }
+
+    fn parse_with(
+        frame_body: &'a [u8],
+        header_version: impl FnOnce(ApiKey, i16) -> i16,
     ) -> Result<(Self, &'a [u8]), HeaderError> {
         let mut r = Reader::new(frame_body);
         let raw_key = r.i16()?;
@@ -72,7 +65,7 @@ impl<'a> RequestHeader<'a> {
             api_key: raw_key,
             correlation_id,
         })?;
-        let client_id = Self::parse_rest(&mut r, header_version)?;
+        let client_id = Self::parse_rest(&mut r, header_version(api_key, api_version))?;
         let header = RequestHeader {
             api_key,
             api_version,
@@ -243,6 +236,20 @@ mod tests {
         let bytes = oracle_bytes(ApiKey::Fetch, 12, 1, Some("client"), 2);
         for len in 0..bytes.len() {
             assert!(RequestHeader::parse(&bytes[..len]).is_err(), "len {len}");
+        }
+    }
+
+    #[test]
+    fn random_damage_never_panics() {
+        let good = oracle_bytes(ApiKey::Produce, 9, 1, Some("producer-1"), 2);
+        let mut rng = Prng::new(0x5eed_0102);
+        for _ in 0..20_000 {
+            let mut bytes = good.clone();
+            for _ in 0..1 + rng.below(3) {
+                let at = rng.below(bytes.len() as u64) as usize;
+                bytes[at] = rng.next_u64() as u8;
+            }
+            let _ = RequestHeader::parse(&bytes);
         }
     }
 
