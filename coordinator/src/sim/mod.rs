@@ -90,7 +90,7 @@ pub struct Options {
 impl Options {
     /// A run shaped by the seed: ensemble size, observer, fault rates.
     pub fn from_seed(seed: u64) -> Options {
-        let mut rng = Rng::new(seed ^ 0x5eed_0f_0b71_0a5);
+        let mut rng = Rng::new(seed ^ 0x0005_eed0_f0b7_10a5);
         let voters = if rng.chance(400_000) { 5 } else { 3 };
         let observers = usize::from(rng.chance(300_000));
         let calm = rng.chance(150_000);
@@ -641,10 +641,10 @@ impl Sim {
                 | ZabBody::NewLeaderAck { .. }
                 | ZabBody::AckEpoch { .. }
                 | ZabBody::Commit { .. }
-                | ZabBody::UpToDate => {
-                    if self.chaos && self.rng.chance(self.opts.faults.crash_after_ack) {
-                        self.schedule(0, Event::Crash(from));
-                    }
+                | ZabBody::UpToDate
+                    if self.chaos && self.rng.chance(self.opts.faults.crash_after_ack) =>
+                {
+                    self.schedule(0, Event::Crash(from));
                 }
                 _ => {}
             }
@@ -695,7 +695,7 @@ impl Sim {
             peer.committed_zxid(),
             peer.tree().digest(),
         );
-        if self.stats.steps % 64 == 0 {
+        if self.stats.steps.is_multiple_of(64) {
             peer.tree()
                 .check_consistency()
                 .map_err(|e| format!("{id:?} tree: {e}"))?;
