@@ -732,13 +732,13 @@ pub fn encode_message(msg: &Message) -> Vec<u8> {
         }
         Message::Zab {
             link,
-            leader_incarnation,
+            leader_stamp,
             seq,
             body,
         } => {
             w.u64(link.learner_incarnation);
             w.u64(link.attempt);
-            w.u64(*leader_incarnation);
+            w.u64(*leader_stamp);
             w.u64(*seq);
             put_body(&mut w, body);
             kind::ZAB
@@ -776,11 +776,11 @@ pub fn decode_message(bytes: &[u8]) -> Result<(Message, usize), DecodeError> {
                 learner_incarnation: r.u64("link")?,
                 attempt: r.u64("link")?,
             };
-            let leader_incarnation = r.u64("incarnation")?;
+            let leader_stamp = r.u64("incarnation")?;
             let seq = r.u64("seq")?;
             Message::Zab {
                 link,
-                leader_incarnation,
+                leader_stamp,
                 seq,
                 body: get_body(&mut r)?,
             }
@@ -910,7 +910,7 @@ mod tests {
         for body in bodies {
             let msg = Message::Zab {
                 link,
-                leader_incarnation: 9,
+                leader_stamp: 9,
                 seq: 5,
                 body,
             };

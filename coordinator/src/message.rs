@@ -134,8 +134,10 @@ pub enum Message {
     Notification(Notification),
     Zab {
         link: LinkId,
-        /// Set on leader-to-learner packets; 0 from learners.
-        leader_incarnation: u64,
+        /// Names one leadership (boot incarnation and how many times this
+        /// boot led), set on leader-to-learner packets; 0 from learners.
+        /// A learner never takes packets from two leaderships on one link.
+        leader_stamp: u64,
         seq: u64,
         body: ZabBody,
     },

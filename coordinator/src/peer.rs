@@ -214,6 +214,8 @@ struct Core {
     /// zxid -> request for writes that came in through this peer.
     origins: BTreeMap<Zxid, RequestId>,
     commits_since_snapshot: u64,
+    leaderships: u64,
+    leader_stamp: u64,
     violations: Vec<String>,
     out: Vec<Output>,
 }
@@ -283,6 +285,8 @@ impl Peer {
             clients: Clients::default(),
             origins: BTreeMap::new(),
             commits_since_snapshot: 0,
+            leaderships: 0,
+            leader_stamp: 0,
             violations: Vec::new(),
             out: Vec::new(),
             cfg,
@@ -292,12 +296,21 @@ impl Peer {
             role: Role::Looking(dummy_election()),
             last_step_down: None,
         };
-        peer.become_looking();
-        if let Role::Looking(e) = &mut peer.role {
-            // Send the first votes on the first tick, not from `restore`.
-            e.ticks_since_send = peer.core.cfg.election_resend_ticks;
-        }
-        peer.core.out.clear();
+        // LOOKING, but nothing sent yet: `restore` has no way to return
+        // outputs, so the first tick sends the first votes.
+        let core = &mut peer.core;
+        core.logical_clock = 1;
+        let self_vote = core.self_vote();
+        let voters = core.cfg.voters.clone();
+        let ctx = Context {
+            me: core.cfg.id,
+            voters: &voters,
+            self_vote,
+            logical_clock: &mut core.logical_clock,
+        };
+        let mut election = Election::start(&ctx);
+        election.ticks_since_send = core.cfg.election_resend_ticks;
+        peer.role = Role::Looking(election);
         Ok(peer)
     }
 
@@ -401,6 +414,11 @@ impl Peer {
         let election = Election::start(&ctx);
         self.role = Role::Looking(election);
         self.broadcast_vote();
+        if self.core.cfg.quorum() == 1 && self.core.cfg.is_voter(self.core.cfg.id) {
+            // A one-voter ensemble: our own vote is the quorum (ZooKeeper
+            // gets there by delivering its notification to itself).
+            self.decide(Decision::Lead(self_vote));
+        }
     }
 
     fn broadcast_vote(&mut self) {
@@ -429,6 +447,8 @@ impl Peer {
         match decision {
             Decision::Lead(vote) => {
                 core.current_vote = vote;
+                core.leaderships += 1;
+                core.leader_stamp = stamp(core.cfg.incarnation, core.leaderships);
                 let mut leader = Leader::new(core);
                 let flow = leader.maybe_fix_epoch(core);
                 self.role = Role::Leading(Box::new(leader));
@@ -466,6 +486,10 @@ impl Peer {
                 election.ticks_since_send += 1;
                 if election.ticks_since_send >= self.core.cfg.election_resend_ticks.max(1) {
                     self.broadcast_vote();
+                    if self.core.cfg.quorum() == 1 && self.core.cfg.is_voter(self.core.cfg.id) {
+                        let vote = self.core.self_vote();
+                        self.decide(Decision::Lead(vote));
+                    }
                 }
                 Flow::Stay
             }
@@ -482,13 +506,13 @@ impl Peer {
             Message::Notification(n) => self.on_notification(from, n),
             Message::Zab {
                 link,
-                leader_incarnation,
+                leader_stamp,
                 seq,
                 body,
             } => match &mut self.role {
                 Role::Looking(_) => Flow::Stay,
                 Role::Leading(leader) => leader.on_packet(&mut self.core, from, link, seq, body),
-                Role::Learning(learner) => learner.on_packet(&mut self.core, from, link, leader_incarnation, seq, body),
+                Role::Learning(learner) => learner.on_packet(&mut self.core, from, link, leader_stamp, seq, body),
             },
         }
     }
@@ -664,6 +688,15 @@ impl Peer {
         }
         Flow::Stay
     }
+}
+
+/// A 64-bit name for one leadership; collisions are as likely as two
+/// random u64 being equal.
+fn stamp(incarnation: u64, leaderships: u64) -> u64 {
+    let mut z = incarnation.rotate_left(32) ^ leaderships;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) | 1
 }
 
 fn dummy_election() -> Election {
@@ -923,7 +956,7 @@ impl Leader {
         handler.send_seq += 1;
         let msg = Message::Zab {
             link: handler.link,
-            leader_incarnation: core.cfg.incarnation,
+            leader_stamp: core.leader_stamp,
             seq,
             body,
         };
@@ -1429,7 +1462,7 @@ enum Phase {
 struct Learner {
     leader: NodeId,
     link: LinkId,
-    leader_incarnation: Option<u64>,
+    leader_stamp: Option<u64>,
     send_seq: u64,
     recv_seq: u64,
     phase: Phase,
@@ -1449,7 +1482,7 @@ impl Learner {
         Learner {
             leader,
             link,
-            leader_incarnation: None,
+            leader_stamp: None,
             send_seq: 0,
             recv_seq: 0,
             phase: Phase::Connecting,
@@ -1474,7 +1507,7 @@ impl Learner {
             self.leader,
             Message::Zab {
                 link: self.link,
-                leader_incarnation: 0,
+                leader_stamp: 0,
                 seq,
                 body,
             },
@@ -1498,18 +1531,18 @@ impl Learner {
         core: &mut Core,
         from: NodeId,
         link: LinkId,
-        leader_incarnation: u64,
+        leader_stamp: u64,
         seq: u64,
         body: ZabBody,
     ) -> Flow {
         if from != self.leader || link != self.link {
             return Flow::Stay;
         }
-        match self.leader_incarnation {
-            None if seq == 0 => self.leader_incarnation = Some(leader_incarnation),
-            Some(inc) if inc == leader_incarnation => {}
-            // Another incarnation of the leader answered on this link (it
-            // restarted and saw a stale FOLLOWERINFO): start over.
+        match self.leader_stamp {
+            None if seq == 0 => self.leader_stamp = Some(leader_stamp),
+            Some(inc) if inc == leader_stamp => {}
+            // Another leadership answered on this link (the leader restarted
+            // or led again and saw a stale FOLLOWERINFO): start over.
             Some(_) => return Flow::Looking("leader restarted under our link".into()),
             None => return Flow::Stay,
         }
@@ -1696,4 +1729,198 @@ impl Learner {
 /// Serves a read as the peer would; exposed for tests of the read path.
 pub fn read_locally(tree: &DataTree, op: &ClientOp, session: SessionId) -> Response {
     serve_read(op, session, tree, &mut Watches::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::txn::CreateMode;
+
+    fn config(id: u64, voters: u64) -> Config {
+        Config {
+            id: NodeId(id),
+            voters: (1..=voters).map(NodeId).collect(),
+            observers: Vec::new(),
+            incarnation: 1,
+            tick_ms: 100,
+            init_limit_ticks: 10,
+            sync_limit_ticks: 5,
+            election_resend_ticks: 2,
+            snapshot_every_txns: 100,
+            log_keep_txns: 100,
+            zxid_counter_max: u32::MAX,
+            data_bytes_max: 1024,
+            client_requests_max: 16,
+            bug_ack_newleader_before_txns: false,
+        }
+    }
+
+    /// A minimal driver: persists instantly, answers `Persisted` at once,
+    /// and collects everything else.
+    fn drive(peer: &mut Peer, input: Input) -> Vec<Output> {
+        let mut pending = VecDeque::from([input]);
+        let mut seen = Vec::new();
+        while let Some(input) = pending.pop_front() {
+            for output in peer.step(input) {
+                match output {
+                    Output::Persist { token, .. } => pending.push_back(Input::Persisted(token)),
+                    other => seen.push(other),
+                }
+            }
+        }
+        seen
+    }
+
+    fn request(peer: &mut Peer, id: u64, session: Option<SessionId>, op: ClientOp) -> Response {
+        let outputs = drive(
+            peer,
+            Input::ClientRequest(ClientRequest {
+                id: RequestId(id),
+                session,
+                op,
+            }),
+        );
+        outputs
+            .into_iter()
+            .find_map(|o| match o {
+                Output::Reply { id: rid, response } if rid == RequestId(id) => Some(response),
+                _ => None,
+            })
+            .expect("a reply")
+    }
+
+    #[test]
+    fn single_voter_leads_and_fires_watches() {
+        let mut peer = Peer::restore(config(1, 1), DurableState::default()).expect("valid");
+        for _ in 0..3 {
+            drive(&mut peer, Input::Tick);
+        }
+        assert_eq!(peer.established_epoch(), Some(Epoch(1)));
+        assert_eq!(peer.epochs(), (Epoch(1), Epoch(1)));
+        let session = match request(
+            &mut peer,
+            1,
+            None,
+            ClientOp::Write(WriteOp::CreateSession { timeout_ms: 1 }),
+        ) {
+            Response::Write {
+                result: OpResult::SessionCreated { session, timeout_ms },
+                ..
+            } => {
+                assert_eq!(timeout_ms, 200, "clamped to 2 ticks");
+                session
+            }
+            other => panic!("{other:?}"),
+        };
+        let create = WriteOp::Create {
+            path: "/a".into(),
+            data: b"1".to_vec(),
+            mode: CreateMode::Persistent,
+        };
+        assert!(matches!(
+            request(&mut peer, 2, Some(session), ClientOp::Write(create)),
+            Response::Write { .. }
+        ));
+        let get = ClientOp::GetData {
+            path: "/a".into(),
+            watch: true,
+        };
+        assert!(matches!(
+            request(&mut peer, 3, Some(session), get),
+            Response::Data { .. }
+        ));
+        let set = WriteOp::SetData {
+            path: "/a".into(),
+            data: b"2".to_vec(),
+            version: 0,
+        };
+        let outputs = drive(
+            &mut peer,
+            Input::ClientRequest(ClientRequest {
+                id: RequestId(4),
+                session: Some(session),
+                op: ClientOp::Write(set),
+            }),
+        );
+        assert!(outputs.iter().any(|o| matches!(
+            o,
+            Output::Watch {
+                event: WatchEventType::NodeDataChanged,
+                ..
+            }
+        )));
+        // The session expires without pings: its close is a transaction.
+        let ephemeral = WriteOp::Create {
+            path: "/e".into(),
+            data: Vec::new(),
+            mode: CreateMode::Ephemeral,
+        };
+        request(&mut peer, 5, Some(session), ClientOp::Write(ephemeral));
+        let mut closed = false;
+        for _ in 0..10 {
+            let outputs = drive(&mut peer, Input::Tick);
+            closed |= outputs
+                .iter()
+                .any(|o| matches!(o, Output::Deliver { txn, .. } if txn.txn == Txn::CloseSession));
+        }
+        assert!(closed);
+        assert!(peer.tree().node("/e").is_none());
+        assert!(peer.tree().node("/a").is_some());
+    }
+
+    #[test]
+    fn acks_wait_for_persisted() {
+        // Two voters: peer 1 follows peer 2. Every packet peer 2 sends that
+        // promises durability must come out of a `Persisted` step.
+        // Equal histories: the higher id leads.
+        let mut leader = Peer::restore(config(2, 2), DurableState::default()).expect("valid");
+        let mut follower = Peer::restore(config(1, 2), DurableState::default()).expect("valid");
+        let mut to_leader: VecDeque<Message> = VecDeque::new();
+        let mut to_follower: VecDeque<Message> = VecDeque::new();
+        let mut follower_tokens: VecDeque<PersistToken> = VecDeque::new();
+        for round in 0..200 {
+            let mut inputs = vec![Input::Tick];
+            inputs.extend(to_leader.drain(..).map(|msg| Input::Message { from: NodeId(1), msg }));
+            for input in inputs {
+                for out in drive(&mut leader, input) {
+                    if let Output::Send { msg, .. } = out {
+                        to_follower.push_back(msg);
+                    }
+                }
+            }
+            let mut inputs = vec![Input::Tick];
+            inputs.extend(to_follower.drain(..).map(|msg| Input::Message { from: NodeId(2), msg }));
+            // The follower's disk completes one round late.
+            if round % 2 == 0 {
+                inputs.extend(follower_tokens.drain(..).map(Input::Persisted));
+            }
+            for input in inputs {
+                let persisted = matches!(input, Input::Persisted(_));
+                for out in follower.step(input) {
+                    match out {
+                        Output::Persist { token, .. } => follower_tokens.push_back(token),
+                        Output::Send { msg, .. } => {
+                            if let Message::Zab { body, .. } = &msg {
+                                let promise = matches!(
+                                    body,
+                                    ZabBody::AckEpoch { .. } | ZabBody::NewLeaderAck { .. } | ZabBody::Ack { .. }
+                                );
+                                assert!(!promise || persisted, "{body:?} sent outside a Persisted step");
+                            }
+                            to_leader.push_back(msg);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if follower.role() == (RoleKind::Following { active: true }) {
+                return;
+            }
+        }
+        panic!(
+            "the follower never became active: {:?} / {:?}",
+            leader.role(),
+            follower.role()
+        );
+    }
 }
