@@ -109,6 +109,9 @@ pub enum BatchError {
     /// A record inside an uncompressed batch is malformed.
     #[error("invalid record structure at record {index}: {reason}")]
     InvalidRecord { index: usize, reason: String },
+    /// A compacted topic got a record without a key.
+    #[error("record {index} has no key, which a compacted topic requires")]
+    MissingKey { index: usize },
     /// Records were asked of a compressed batch; this crate does not
     /// decompress.
     #[error("records of a {compression:?} batch cannot be read without decompressing")]
@@ -138,12 +141,26 @@ impl BatchError {
             | BatchError::ControlBatchFromClient
             | BatchError::InvalidSequence { .. }
             | BatchError::UnknownCompression { .. }
-            | BatchError::InvalidRecord { .. } => ErrorCode::InvalidRecord,
+            | BatchError::InvalidRecord { .. }
+            | BatchError::MissingKey { .. } => ErrorCode::InvalidRecord,
             BatchError::LogAppendTimeFromClient => ErrorCode::InvalidTimestamp,
             BatchError::ZstdBeforeProduceV7 { .. } | BatchError::Compressed { .. } => {
                 ErrorCode::UnsupportedCompressionType
             }
             BatchError::TooLarge { .. } => ErrorCode::MessageTooLarge,
+        }
+    }
+}
+
+impl BatchError {
+    /// For errors about one record, its index in the batch: what a v8+
+    /// Produce response reports in `record_errors.batch_index`.
+    pub fn record_index(&self) -> Option<usize> {
+        match self {
+            BatchError::InvalidRecord { index, .. } | BatchError::MissingKey { index } => {
+                Some(*index)
+            }
+            _ => None,
         }
     }
 }
