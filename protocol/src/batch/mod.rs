@@ -38,7 +38,9 @@ use crate::types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Sequence};
 
 pub use builder::BatchBuilder;
 pub use records::{Header, Record, Records};
-pub use validate::{validate_produce_records, ProduceValidation};
+pub use validate::{
+    validate_client_batch, validate_produce_records, ProduceValidation, TimestampBounds,
+};
 
 /// The only magic (format version) Ringtail stores.
 pub const MAGIC_V2: i8 = 2;
@@ -109,6 +111,16 @@ pub enum BatchError {
     /// A record inside an uncompressed batch is malformed.
     #[error("invalid record structure at record {index}: {reason}")]
     InvalidRecord { index: usize, reason: String },
+    /// A record's timestamp lies outside `message.timestamp.before.max.ms`
+    /// / `after.max.ms` of the broker's clock. `index` is `None` when a
+    /// compressed batch's header timestamps gave it away.
+    #[error("timestamp {timestamp_ms} of record {index:?} is outside [{low_ms}, {high_ms}]")]
+    TimestampOutOfRange {
+        index: Option<usize>,
+        timestamp_ms: i64,
+        low_ms: i64,
+        high_ms: i64,
+    },
     /// A compacted topic got a record without a key.
     #[error("record {index} has no key, which a compacted topic requires")]
     MissingKey { index: usize },
@@ -143,7 +155,9 @@ impl BatchError {
             | BatchError::UnknownCompression { .. }
             | BatchError::InvalidRecord { .. }
             | BatchError::MissingKey { .. } => ErrorCode::InvalidRecord,
-            BatchError::LogAppendTimeFromClient => ErrorCode::InvalidTimestamp,
+            BatchError::LogAppendTimeFromClient | BatchError::TimestampOutOfRange { .. } => {
+                ErrorCode::InvalidTimestamp
+            }
             BatchError::ZstdBeforeProduceV7 { .. } | BatchError::Compressed { .. } => {
                 ErrorCode::UnsupportedCompressionType
             }
@@ -160,6 +174,7 @@ impl BatchError {
             BatchError::InvalidRecord { index, .. } | BatchError::MissingKey { index } => {
                 Some(*index)
             }
+            BatchError::TimestampOutOfRange { index, .. } => *index,
             _ => None,
         }
     }

@@ -187,19 +187,27 @@ impl<'a> RecordBatch<'a> {
     /// that there are exactly `records count` of them with offset deltas
     /// 0, 1, 2, ... as Kafka's producer writes them.
     pub fn check_records(&self) -> Result<(), BatchError> {
-        for (expected, record) in self.records()?.enumerate() {
-            let record = record?;
-            if i64::from(record.offset_delta) != expected as i64 {
-                return Err(BatchError::InvalidRecord {
-                    index: expected,
-                    reason: format!(
-                        "offset delta {} where {expected} was expected",
-                        record.offset_delta
-                    ),
-                });
-            }
+        for (index, record) in self.records()?.enumerate() {
+            check_offset_delta(index, &record?)?;
         }
         Ok(())
+    }
+}
+
+/// Record `index` of a batch must have offset delta `index`: producers
+/// number records 0, 1, 2, ... and the broker assigns offsets by adding
+/// the base offset, so a gap or repeat would make offsets lie.
+pub(crate) fn check_offset_delta(index: usize, record: &Record<'_>) -> Result<(), BatchError> {
+    if i64::from(record.offset_delta) == index as i64 {
+        Ok(())
+    } else {
+        Err(BatchError::InvalidRecord {
+            index,
+            reason: format!(
+                "offset delta {} where {index} was expected",
+                record.offset_delta
+            ),
+        })
     }
 }
 

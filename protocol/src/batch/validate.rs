@@ -8,14 +8,22 @@
 //! 3. `LogValidator.validateBatch`: lastOffsetDelta >= 0, count >= 1,
 //!    count == lastOffsetDelta + 1, no control batch, a sequence when
 //!    there is a producer id.
-//! 4. Record level: producers may not claim LogAppendTime; optionally, the
-//!    records of an uncompressed batch are walked and checked.
+//! 4. Record level: producers may not claim LogAppendTime; optionally, in
+//!    one walk over the records of an uncompressed batch: structure,
+//!    offset deltas, keys for compacted topics, and the
+//!    `message.timestamp.{before,after}.max.ms` bounds.
 //!
 //! Compressed batches are not decompressed, so their records are not
-//! checked (Kafka checks them while it decompresses); the CRC still
-//! guarantees the bytes are what the producer sent.
+//! walked (Kafka checks them while it decompresses); the CRC still
+//! guarantees the bytes are what the producer sent, and the timestamp
+//! bounds are applied to the header's base and max timestamps, which are
+//! timestamps of real records: sound, though weaker than a full walk.
 
+use super::records::check_offset_delta;
 use super::{BatchError, Compression, RecordBatch, TimestampType};
+
+/// Kafka's "no timestamp" value, which no bound applies to.
+const NO_TIMESTAMP: i64 = -1;
 
 /// Limits and switches for [`validate_produce_records`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +40,39 @@ pub struct ProduceValidation {
     /// needs a key, as Kafka's `LogValidator.validateKey` demands. Checked
     /// during the record walk, so only for uncompressed batches.
     pub require_keys: bool,
+    /// For CreateTime topics: how far record timestamps may lie from the
+    /// broker's clock. `None` skips the check (LogAppendTime topics, or
+    /// both limits at Kafka's "unlimited").
+    pub timestamp_bounds: Option<TimestampBounds>,
+}
+
+/// `message.timestamp.before.max.ms` and `message.timestamp.after.max.ms`
+/// (KIP-937) around the broker's clock at validation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampBounds {
+    pub now_ms: i64,
+    pub before_max_ms: i64,
+    pub after_max_ms: i64,
+}
+
+impl TimestampBounds {
+    fn check(&self, timestamp_ms: i64, index: Option<usize>) -> Result<(), BatchError> {
+        if timestamp_ms == NO_TIMESTAMP {
+            return Ok(());
+        }
+        let low_ms = self.now_ms.saturating_sub(self.before_max_ms);
+        let high_ms = self.now_ms.saturating_add(self.after_max_ms);
+        if (low_ms..=high_ms).contains(&timestamp_ms) {
+            Ok(())
+        } else {
+            Err(BatchError::TimestampOutOfRange {
+                index,
+                timestamp_ms,
+                low_ms,
+                high_ms,
+            })
+        }
+    }
 }
 
 impl ProduceValidation {
@@ -42,6 +83,7 @@ impl ProduceValidation {
             max_message_bytes: 1_048_588,
             check_records: true,
             require_keys: false,
+            timestamp_bounds: None,
         }
     }
 }
@@ -99,18 +141,27 @@ pub fn validate_client_batch(
         codec: batch.attributes().compression_id(),
     })?;
     if config.check_records && compression == Compression::None {
-        batch.check_records()?;
-        if config.require_keys {
-            check_keys(batch)?;
-        }
+        walk_records(batch, config)?;
+    } else if let Some(bounds) = config.timestamp_bounds {
+        bounds.check(batch.base_timestamp(), None)?;
+        bounds.check(batch.max_timestamp(), None)?;
     }
     Ok(())
 }
 
-fn check_keys(batch: &RecordBatch<'_>) -> Result<(), BatchError> {
+/// One pass over an uncompressed batch's records for every record-level
+/// rule.
+fn walk_records(batch: &RecordBatch<'_>, config: &ProduceValidation) -> Result<(), BatchError> {
+    let base_timestamp = batch.base_timestamp();
     for (index, record) in batch.records()?.enumerate() {
-        if record?.key.is_none() {
+        let record = record?;
+        check_offset_delta(index, &record)?;
+        if config.require_keys && record.key.is_none() {
             return Err(BatchError::MissingKey { index });
+        }
+        if let Some(bounds) = config.timestamp_bounds {
+            let timestamp_ms = base_timestamp.wrapping_add(record.timestamp_delta);
+            bounds.check(timestamp_ms, Some(index))?;
         }
     }
     Ok(())
@@ -357,6 +408,40 @@ mod tests {
         assert_eq!(err.error_code(), ErrorCode::InvalidRecord);
         assert_eq!(err.record_index(), Some(1));
         assert!(validate_produce_records(&bytes, &config()).is_ok());
+    }
+
+    #[test]
+    fn timestamps_outside_the_bounds_are_refused() {
+        let now = 1_700_000_000_000;
+        let hour = 3_600_000;
+        let mut b = BatchBuilder::new();
+        b.append(now - 10, None, Some(b"a"), &[]);
+        b.append(now + 2 * hour, None, Some(b"b"), &[]);
+        let bytes = b.build();
+        let bounded = ProduceValidation {
+            timestamp_bounds: Some(TimestampBounds {
+                now_ms: now,
+                before_max_ms: i64::MAX,
+                after_max_ms: hour,
+            }),
+            ..config()
+        };
+        let err = validate_produce_records(&bytes, &bounded).unwrap_err();
+        assert_eq!(err.error_code(), ErrorCode::InvalidTimestamp);
+        assert_eq!(err.record_index(), Some(1));
+        assert!(validate_produce_records(&bytes, &config()).is_ok());
+
+        // A compressed batch is judged by its header timestamps.
+        let mut compressed = bytes.clone();
+        put_i16(&mut compressed, ATTRIBUTES_OFFSET, Compression::Lz4 as i16);
+        patch::update_crc(&mut compressed);
+        let err = validate_produce_records(&compressed, &bounded).unwrap_err();
+        assert_eq!(err.error_code(), ErrorCode::InvalidTimestamp);
+
+        // No timestamp (-1) is never out of range.
+        let mut b = BatchBuilder::new();
+        b.append(-1, None, Some(b"a"), &[]);
+        assert!(validate_produce_records(&b.build(), &bounded).is_ok());
     }
 
     #[test]
