@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //!
+//! - `broker`: runs the broker (`--config server.properties`,
+//!   `--override key=value`); no arguments: one node on 127.0.0.1:9092.
 //! - `log dump`: lists the batches of a partition directory or a segment
 //!   file, like `kafka-dump-log.sh --files`.
 //! - `log verify`: checks every batch (framing, magic, CRC-32C) and exits
@@ -27,6 +29,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the broker.
+    Broker {
+        /// A server.properties file (Kafka's key names).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The same file, given as kafka-server-start.sh takes it.
+        #[arg(value_name = "SERVER_PROPERTIES", conflicts_with = "config")]
+        properties: Option<PathBuf>,
+        /// key=value, applied after the file; repeatable.
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
     /// Inspect partition logs on disk.
     Log {
         #[command(subcommand)]
@@ -53,6 +67,11 @@ enum LogCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Broker {
+            config,
+            properties,
+            overrides,
+        } => broker(config.or(properties), &overrides),
         Command::Log {
             command: LogCommand::Dump { paths },
         } => dump(&paths),
@@ -67,6 +86,19 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn broker(file: Option<PathBuf>, overrides: &[String]) -> Result<ExitCode, String> {
+    let (config, notes) = ringtail::config::BrokerConfig::load(file.as_deref(), overrides)
+        .map_err(|e| e.to_string())?;
+    for key in &notes.unknown {
+        eprintln!("warning: unknown config key {key} (ignored)");
+    }
+    for key in &notes.ignored {
+        eprintln!("note: {key} is a Kafka setting Ringtail does not use (ignored)");
+    }
+    ringtail::broker::run(config)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn segment_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {

@@ -9,7 +9,10 @@ use ringtail_io::rt;
 
 fn write_log(dir: &Path) {
     rt::block_on(async {
-        let config = LogConfig { segment_bytes: 4096, ..LogConfig::default() };
+        let config = LogConfig {
+            segment_bytes: 4096,
+            ..LogConfig::default()
+        };
         let log = Log::open(dir, config).await.expect("open");
         for i in 0..40u8 {
             let b = batch::build(0, 1_700_000_000_000, &[&[i; 300]]);
@@ -20,8 +23,12 @@ fn write_log(dir: &Path) {
 }
 
 fn ringtail(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ringtail")).args(args).output().expect("run ringtail");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let out = Command::new(env!("CARGO_BIN_EXE_ringtail"))
+        .args(args)
+        .output()
+        .expect("run ringtail");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -33,11 +40,17 @@ fn verify_and_dump_report_corruption_precisely() {
     let d = dir.to_str().expect("utf8");
     let (code, text) = ringtail(&["log", "verify", d]);
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("offsets [0, 40): all batches valid"), "{text}");
+    assert!(
+        text.contains("offsets [0, 40): all batches valid"),
+        "{text}"
+    );
     let (code, text) = ringtail(&["log", "dump", d]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(text.matches("isValid: true").count(), 40, "{text}");
-    assert!(text.contains("baseOffset: 39 lastOffset: 39 count: 1 partitionLeaderEpoch: 1"), "{text}");
+    assert!(
+        text.contains("baseOffset: 39 lastOffset: 39 count: 1 partitionLeaderEpoch: 1"),
+        "{text}"
+    );
 
     // Damage one record byte in the first (sealed) segment.
     let first = dir.join("00000000000000000000.log");
@@ -46,7 +59,10 @@ fn verify_and_dump_report_corruption_precisely() {
     std::fs::write(&first, bytes).expect("write");
     let (code, text) = ringtail(&["log", "verify", d]);
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("00000000000000000000.log: corrupt batch at position 370: crc mismatch"), "{text}");
+    assert!(
+        text.contains("00000000000000000000.log: corrupt batch at position 370: crc mismatch"),
+        "{text}"
+    );
     let (code, text) = ringtail(&["log", "dump", first.to_str().expect("utf8")]);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("isValid: false"), "{text}");

@@ -60,7 +60,7 @@ impl TcpListener {
         let fd = completion.into_io()? as RawFd;
         let stream = TcpStream {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
-            pipe: None,
+            pipe: std::cell::OnceCell::new(),
         };
         let peer =
             sockaddr_to_std(&storage.0).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -155,7 +155,7 @@ fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
 /// A connected TCP socket. Holds a pipe, made on first use, for splicing.
 pub struct TcpStream {
     fd: OwnedFd,
-    pipe: Option<(OwnedFd, OwnedFd)>,
+    pipe: std::cell::OnceCell<(OwnedFd, OwnedFd)>,
 }
 
 impl AsRawFd for TcpStream {
@@ -187,7 +187,10 @@ impl TcpStream {
         // SAFETY: the boxed sockaddr is owned by the op.
         let (completion, _addr) = unsafe { Op::submit(entry, addr) }.await;
         completion.into_io()?;
-        let stream = TcpStream { fd, pipe: None };
+        let stream = TcpStream {
+            fd,
+            pipe: std::cell::OnceCell::new(),
+        };
         stream.set_nodelay()?;
         Ok(stream)
     }
@@ -196,7 +199,7 @@ impl TcpStream {
     pub fn from_std(stream: StdStream) -> TcpStream {
         TcpStream {
             fd: stream.into(),
-            pipe: None,
+            pipe: std::cell::OnceCell::new(),
         }
     }
 
@@ -211,6 +214,27 @@ impl TcpStream {
         buf.reserve(max);
         let len = u32::try_from(max).unwrap_or(u32::MAX);
         // SAFETY: `reserve` made room for `max` bytes past `start`.
+        let ptr = unsafe { buf.as_mut_ptr().add(start) };
+        let entry = opcode::Recv::new(types::Fd(self.fd.as_raw_fd()), ptr, len).build();
+        let (completion, mut buf) = unsafe { Op::submit(entry, buf) }.await;
+        match completion.into_io() {
+            Ok(n) => {
+                // SAFETY: the kernel initialised `n` bytes after `start`.
+                unsafe { buf.set_len(start + n as usize) };
+                (Ok(n as usize), buf)
+            }
+            Err(e) => (Err(e), buf),
+        }
+    }
+
+    /// Receives up to `max` bytes into the spare capacity of `buf` (grown as
+    /// needed), appending them. Returns the count; 0 means the peer closed.
+    pub async fn recv_bytes(&self, mut buf: bytes::BytesMut, max: usize) -> (io::Result<usize>, bytes::BytesMut) {
+        buf.reserve(max);
+        let start = buf.len();
+        let len = u32::try_from(max).unwrap_or(u32::MAX);
+        // SAFETY: `reserve` made room for `max` bytes past `start`; the
+        // BytesMut is owned by the op and its storage does not move.
         let ptr = unsafe { buf.as_mut_ptr().add(start) };
         let entry = opcode::Recv::new(types::Fd(self.fd.as_raw_fd()), ptr, len).build();
         let (completion, mut buf) = unsafe { Op::submit(entry, buf) }.await;
@@ -247,8 +271,8 @@ impl TcpStream {
         (Ok(()), buf)
     }
 
-    fn pipe(&mut self) -> io::Result<(RawFd, RawFd)> {
-        if self.pipe.is_none() {
+    fn pipe(&self) -> io::Result<(RawFd, RawFd)> {
+        if self.pipe.get().is_none() {
             let mut fds = [0; 2];
             // SAFETY: pipe2 fills two descriptors we then own.
             if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -257,15 +281,21 @@ impl TcpStream {
             let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
             // A bigger pipe moves more per splice pair; failure is harmless.
             unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES) };
-            self.pipe = Some((r, w));
+            let _ = self.pipe.set((r, w));
         }
-        let (r, w) = self.pipe.as_ref().expect("pipe just made");
+        let (r, w) = self.pipe.get().expect("pipe just made");
         Ok((r.as_raw_fd(), w.as_raw_fd()))
+    }
+
+    /// Sets or clears `TCP_CORK`: while corked, the kernel holds partial
+    /// frames so a header and the spliced records go out in full packets.
+    pub fn set_cork(&self, on: bool) -> io::Result<()> {
+        set_opt(self.fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_CORK, i32::from(on))
     }
 
     /// Sends `len` bytes of `file` from `pos` without copying them through
     /// user space: SPLICE file -> pipe, then SPLICE pipe -> socket.
-    pub async fn send_file(&mut self, file: &File, pos: u64, len: u64) -> io::Result<()> {
+    pub async fn send_file(&self, file: &File, pos: u64, len: u64) -> io::Result<()> {
         let (pipe_r, pipe_w) = self.pipe()?;
         let sock = self.fd.as_raw_fd();
         let mut sent = 0u64;
@@ -328,7 +358,7 @@ mod tests {
                 TcpListener::bind_reuseport("127.0.0.1:0".parse().expect("addr")).expect("bind");
             let addr = listener.local_addr().expect("addr");
             let server = spawn(async move {
-                let (mut conn, _) = listener.accept().await.expect("accept");
+                let (conn, _) = listener.accept().await.expect("accept");
                 let (r, buf) = conn.recv(Vec::new(), 64).await;
                 assert_eq!(r.expect("recv"), 4);
                 assert_eq!(&buf, b"ping");

@@ -1,0 +1,205 @@
+//! Start-up and shutdown of `ringtail broker`.
+//!
+//! Start: read the config, check each log dir's `meta.properties` (Kafka's
+//! file: the broker id and cluster id it belongs to), load the topic
+//! table, start one shard per core; each opens the partitions it owns and
+//! listens. SIGINT/SIGTERM: every shard stops accepting, closes its logs
+//! cleanly (the next start needs no recovery) and exits.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::config::BrokerConfig;
+use crate::metadata::{random_id, Metadata};
+use crate::shard::mesh::Mesh;
+use crate::shard::{self, Shard, ShardId, Shared};
+
+/// Reads or writes `meta.properties` in a log dir; returns the cluster id.
+fn check_meta_properties(
+    dir: &Path,
+    broker_id: i32,
+    cluster_id: Option<&str>,
+) -> Result<String, String> {
+    let path = dir.join("meta.properties");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let get = |key: &str| {
+                text.lines()
+                    .filter_map(|l| l.split_once('='))
+                    .find(|(k, _)| k.trim() == key)
+                    .map(|(_, v)| v.trim().to_string())
+            };
+            let stored_id = get("broker.id").or_else(|| get("node.id"));
+            if stored_id.as_deref() != Some(&broker_id.to_string()) {
+                return Err(format!(
+                    "{} belongs to broker.id {} but this broker is {broker_id}",
+                    path.display(),
+                    stored_id.unwrap_or_else(|| "?".into())
+                ));
+            }
+            let stored =
+                get("cluster.id").ok_or_else(|| format!("{} has no cluster.id", path.display()))?;
+            if let Some(wanted) = cluster_id {
+                if wanted != stored {
+                    return Err(format!(
+                        "{} has cluster.id {stored}, config says {wanted}",
+                        path.display()
+                    ));
+                }
+            }
+            Ok(stored)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = cluster_id.map_or_else(|| base64url(&random_id()), str::to_string);
+            let text = format!(
+                "#Written by ringtail\nversion=0\nbroker.id={broker_id}\ncluster.id={id}\n"
+            );
+            std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            Ok(id)
+        }
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    }
+}
+
+/// Kafka cluster ids are 16 random bytes in URL-safe base64, unpadded.
+fn base64url(bytes: &[u8; 16]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    let mut bits = 0u32;
+    let mut nbits = 0;
+    for &b in bytes {
+        bits = (bits << 8) | u32::from(b);
+        nbits += 8;
+        while nbits >= 6 {
+            nbits -= 6;
+            out.push(ALPHABET[((bits >> nbits) & 63) as usize] as char);
+        }
+    }
+    if nbits > 0 {
+        out.push(ALPHABET[((bits << (6 - nbits)) & 63) as usize] as char);
+    }
+    out
+}
+
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: plain signal-mask calls on a zeroed, then initialised, set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+    let mut signal = 0;
+    // SAFETY: the set was initialised by `block_signals`.
+    unsafe { libc::sigwait(set, &mut signal) };
+    signal
+}
+
+/// Runs the broker until SIGINT or SIGTERM.
+pub fn run(config: BrokerConfig) -> Result<(), String> {
+    let mut cluster_id = None;
+    for dir in &config.log_dirs {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("log.dirs: cannot create {}: {e}", dir.display()))?;
+        let id = check_meta_properties(
+            dir,
+            config.broker_id,
+            config.cluster_id.as_deref().or(cluster_id.as_deref()),
+        )?;
+        cluster_id.get_or_insert(id);
+    }
+    let metadata = Metadata::open(&config.log_dirs[0].join("__cluster_metadata"))
+        .map_err(|e| e.to_string())?;
+    crate::server::handlers::fetch::set_zero_copy(config.fetch_zero_copy);
+    let shards = config.shard_count;
+    let shared = Arc::new(Shared {
+        metadata,
+        mesh: Arc::new(Mesh::new(shards)),
+        cluster_id: cluster_id.expect("at least one log dir"),
+        stopping: AtomicBool::new(false),
+        config,
+    });
+    let signals = block_signals();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let threads = shard::start(shared.clone(), move |shard: std::rc::Rc<Shard>| {
+        let ready = ready_tx.clone();
+        async move { shard_main(shard, ready).await }
+    });
+    for _ in 0..shards {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                stop_all(&shared);
+                for t in threads {
+                    let _ = t.join();
+                }
+                return Err(e);
+            }
+            Err(_) => return Err("a shard thread died during start-up".into()),
+        }
+    }
+    let c = &shared.config;
+    let topics = shared.metadata.snapshot().topics.len();
+    eprintln!(
+        "ringtail broker {} listening on {}:{} (advertised {}:{}), {shards} shards, {topics} topics, log.dirs {}, cluster {}",
+        c.broker_id,
+        c.listeners[0].host,
+        c.listeners[0].port,
+        c.advertised().host,
+        c.advertised().port,
+        c.log_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","),
+        shared.cluster_id
+    );
+    let signal = wait_for_signal(&signals);
+    eprintln!("received signal {signal}: shutting down");
+    stop_all(&shared);
+    let mut failure = None;
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = Some(e),
+            Err(_) => failure = Some("a shard thread panicked".into()),
+        }
+    }
+    match failure {
+        None => {
+            eprintln!("shutdown complete");
+            Ok(())
+        }
+        Some(e) => Err(e),
+    }
+}
+
+fn stop_all(shared: &Arc<Shared>) {
+    shard::request_stop(shared);
+    for i in 0..shared.mesh.shards() {
+        shared.mesh.send_from_control(
+            ShardId(i),
+            Box::new(|| Box::pin(async { shard::current().stop.notify() })),
+        );
+    }
+}
+
+async fn shard_main(
+    shard: std::rc::Rc<Shard>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) -> Result<(), String> {
+    let snapshot = shard.shared.metadata.snapshot();
+    for topic in snapshot.topics.values() {
+        for index in 0..topic.partitions {
+            if shard.shared.owner(topic, index) == shard.id {
+                if let Err(e) = shard.open_partition(topic.clone(), index).await {
+                    let _ = ready.send(Err(e.clone()));
+                    return Err(e);
+                }
+            }
+        }
+    }
+    crate::server::serve(shard, ready).await
+}

@@ -1,0 +1,444 @@
+//! Broker configuration in Kafka's `server.properties` format and key names.
+//!
+//! Values come from the file, then `--override key=value` (later wins).
+//! A bad value stops start-up with a message naming the key; an unknown key
+//! is a warning; a Kafka key Ringtail does not need (ZooKeeper, thread
+//! pools) is noted and ignored, so a stock `server.properties` starts.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("{path}:{line}: expected key=value, got {text:?}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+    #[error("--override {0:?}: expected key=value")]
+    Override(String),
+    #[error("invalid value {value:?} for {key}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// A listener: `PLAINTEXT://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    pub fn socket_addr(&self) -> Result<SocketAddr, String> {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
+        let host = if host == "localhost" {
+            "127.0.0.1"
+        } else {
+            host
+        };
+        format!("{host}:{}", self.port)
+            .parse()
+            .or_else(|_| format!("[{host}]:{}", self.port).parse())
+            .map_err(|_| format!("host {:?} is not an IP address", self.host))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerConfig {
+    pub broker_id: i32,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dirs: Vec<PathBuf>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub log_segment_bytes: u64,
+    pub log_roll_ms: i64,
+    pub log_retention_ms: Option<i64>,
+    pub log_retention_bytes: Option<u64>,
+    pub log_retention_check_interval_ms: u64,
+    pub log_index_interval_bytes: u64,
+    pub min_insync_replicas: i32,
+    pub auto_create_topics_enable: bool,
+    pub message_max_bytes: usize,
+    pub socket_request_max_bytes: usize,
+    pub connections_max_idle_ms: u64,
+    /// Requests of one connection being processed at once; more are left
+    /// unread in the socket (back-pressure).
+    pub socket_inflight_requests_max: usize,
+    /// Executor threads, one per core (`shard.count`, default: all cores).
+    pub shard_count: usize,
+    pub delete_topic_enable: bool,
+    pub cluster_id: Option<String>,
+    /// `fetch.zero.copy`: splice record bytes from the page cache (default)
+    /// or copy them through memory (for comparison benchmarks).
+    pub fetch_zero_copy: bool,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        let listener = Listener {
+            name: "PLAINTEXT".into(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+        };
+        BrokerConfig {
+            broker_id: 0,
+            listeners: vec![listener.clone()],
+            advertised_listeners: vec![listener],
+            log_dirs: vec![PathBuf::from("ringtail-data")],
+            num_partitions: 1,
+            default_replication_factor: 1,
+            log_segment_bytes: 1 << 30,
+            log_roll_ms: 168 * 3_600_000,
+            log_retention_ms: Some(168 * 3_600_000),
+            log_retention_bytes: None,
+            log_retention_check_interval_ms: 300_000,
+            log_index_interval_bytes: 4096,
+            min_insync_replicas: 1,
+            auto_create_topics_enable: true,
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 104_857_600,
+            connections_max_idle_ms: 600_000,
+            socket_inflight_requests_max: 16,
+            shard_count: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            delete_topic_enable: true,
+            cluster_id: None,
+            fetch_zero_copy: true,
+        }
+    }
+}
+
+/// Kafka keys that configure parts Ringtail replaces or does not have.
+const IGNORED: &[&str] = &[
+    "zookeeper.connect",
+    "zookeeper.connection.timeout.ms",
+    "zookeeper.session.timeout.ms",
+    "num.network.threads",
+    "num.io.threads",
+    "num.recovery.threads.per.data.dir",
+    "num.replica.fetchers",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "group.initial.rebalance.delay.ms",
+    "listener.security.protocol.map",
+    "inter.broker.listener.name",
+    "log.cleaner.enable",
+];
+
+/// Reads `key=value` lines (`#` and `!` comments, blank lines).
+pub fn parse_properties(text: &str, path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=').or_else(|| line.split_once(':')) else {
+            return Err(ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line: i + 1,
+                text: raw.to_string(),
+            });
+        };
+        out.push((key.trim().to_string(), value.trim().to_string()));
+    }
+    Ok(out)
+}
+
+fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+fn int<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| invalid(key, value, "expected an integer"))
+}
+
+fn at_least<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: &str,
+    min: T,
+) -> Result<T, ConfigError> {
+    let v: T = int(key, value)?;
+    if v < min {
+        return Err(invalid(key, value, format!("must be at least {min}")));
+    }
+    Ok(v)
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, value, "expected true or false")),
+    }
+}
+
+/// Parses `NAME://host:port[,NAME://host:port]`.
+fn listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, rest) = item
+            .split_once("://")
+            .ok_or_else(|| invalid(key, value, "expected NAME://host:port"))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(key, value, "missing :port"))?;
+        let port = port.parse().map_err(|_| {
+            invalid(
+                key,
+                value,
+                format!("port {port:?} is not a number in 0..65535"),
+            )
+        })?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        out.push(Listener {
+            name: name.to_string(),
+            host,
+            port,
+        });
+    }
+    if out.is_empty() {
+        return Err(invalid(key, value, "no listener given"));
+    }
+    Ok(out)
+}
+
+/// Kafka's "-1 means unlimited" for sizes and times.
+fn optional_limit(key: &str, value: &str) -> Result<Option<i64>, ConfigError> {
+    let v: i64 = int(key, value)?;
+    match v {
+        -1 => Ok(None),
+        v if v >= 0 => Ok(Some(v)),
+        _ => Err(invalid(
+            key,
+            value,
+            "must be -1 (unlimited) or non-negative",
+        )),
+    }
+}
+
+/// What applying the settings noticed but accepted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Notes {
+    pub unknown: Vec<String>,
+    pub ignored: Vec<String>,
+}
+
+impl BrokerConfig {
+    /// Builds the config from an optional file plus overrides.
+    pub fn load(
+        file: Option<&Path>,
+        overrides: &[String],
+    ) -> Result<(BrokerConfig, Notes), ConfigError> {
+        let mut pairs = Vec::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            pairs.extend(parse_properties(&text, path)?);
+        }
+        for o in overrides {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| ConfigError::Override(o.clone()))?;
+            pairs.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        BrokerConfig::from_pairs(&pairs)
+    }
+
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<(BrokerConfig, Notes), ConfigError> {
+        let mut c = BrokerConfig::default();
+        let mut notes = Notes::default();
+        let mut advertised_set = false;
+        // Kafka's precedence: ms over minutes over hours.
+        let mut retention: BTreeMap<u8, Option<i64>> = BTreeMap::new();
+        let mut roll: BTreeMap<u8, i64> = BTreeMap::new();
+        for (key, value) in pairs {
+            let (k, v) = (key.as_str(), value.as_str());
+            match k {
+                "broker.id" | "node.id" => c.broker_id = at_least(k, v, 0)?,
+                "listeners" => c.listeners = listeners(k, v)?,
+                "advertised.listeners" => {
+                    c.advertised_listeners = listeners(k, v)?;
+                    advertised_set = true;
+                }
+                "log.dirs" | "log.dir" => {
+                    c.log_dirs = v
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(PathBuf::from)
+                        .collect();
+                    if c.log_dirs.is_empty() {
+                        return Err(invalid(k, v, "no directory given"));
+                    }
+                }
+                "num.partitions" => c.num_partitions = at_least(k, v, 1)?,
+                "default.replication.factor" => c.default_replication_factor = at_least(k, v, 1)?,
+                "log.segment.bytes" => {
+                    let bytes: u64 = at_least(k, v, 14)?;
+                    if bytes > i32::MAX as u64 {
+                        return Err(invalid(k, v, format!("must be at most {}", i32::MAX)));
+                    }
+                    c.log_segment_bytes = bytes;
+                }
+                "log.roll.ms" => drop(roll.insert(0, at_least(k, v, 1)?)),
+                "log.roll.hours" => drop(roll.insert(2, at_least::<i64>(k, v, 1)? * 3_600_000)),
+                "log.retention.ms" => drop(retention.insert(0, optional_limit(k, v)?)),
+                "log.retention.minutes" => {
+                    drop(retention.insert(1, optional_limit(k, v)?.map(|m| m * 60_000)))
+                }
+                "log.retention.hours" => {
+                    drop(retention.insert(2, optional_limit(k, v)?.map(|h| h * 3_600_000)))
+                }
+                "log.retention.bytes" => {
+                    c.log_retention_bytes = optional_limit(k, v)?.map(|b| b as u64)
+                }
+                "log.retention.check.interval.ms" => {
+                    c.log_retention_check_interval_ms = at_least(k, v, 1)?
+                }
+                "log.index.interval.bytes" => c.log_index_interval_bytes = at_least(k, v, 1)?,
+                "min.insync.replicas" => c.min_insync_replicas = at_least(k, v, 1)?,
+                "auto.create.topics.enable" => c.auto_create_topics_enable = boolean(k, v)?,
+                "delete.topic.enable" => c.delete_topic_enable = boolean(k, v)?,
+                "message.max.bytes" => c.message_max_bytes = at_least(k, v, 0)?,
+                "socket.request.max.bytes" => c.socket_request_max_bytes = at_least(k, v, 1)?,
+                "connections.max.idle.ms" => c.connections_max_idle_ms = at_least(k, v, 1)?,
+                "socket.inflight.requests.max" => {
+                    c.socket_inflight_requests_max = at_least(k, v, 1)?
+                }
+                "shard.count" => c.shard_count = at_least(k, v, 1)?,
+                "cluster.id" => c.cluster_id = Some(v.to_string()),
+                "fetch.zero.copy" => c.fetch_zero_copy = boolean(k, v)?,
+                _ if IGNORED.contains(&k) => notes.ignored.push(k.to_string()),
+                _ => notes.unknown.push(k.to_string()),
+            }
+        }
+        if let Some((_, ms)) = retention.into_iter().next() {
+            c.log_retention_ms = ms;
+        }
+        if let Some((_, ms)) = roll.into_iter().next() {
+            c.log_roll_ms = ms;
+        }
+        if !advertised_set {
+            c.advertised_listeners = c.listeners.clone();
+        }
+        for l in &c.listeners {
+            l.socket_addr().map_err(|reason| {
+                invalid(
+                    "listeners",
+                    &format!("{}://{}:{}", l.name, l.host, l.port),
+                    reason,
+                )
+            })?;
+        }
+        Ok((c, notes))
+    }
+
+    pub fn log_config(&self) -> ringtail_io::log::LogConfig {
+        ringtail_io::log::LogConfig {
+            segment_bytes: self.log_segment_bytes,
+            segment_ms: Some(self.log_roll_ms),
+            retention_ms: self.log_retention_ms,
+            retention_bytes: self.log_retention_bytes,
+            index_interval_bytes: self.log_index_interval_bytes,
+            ..ringtail_io::log::LogConfig::default()
+        }
+    }
+
+    /// The first advertised listener: what clients are told to connect to.
+    pub fn advertised(&self) -> &Listener {
+        &self.advertised_listeners[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<(BrokerConfig, Notes), ConfigError> {
+        let pairs = parse_properties(text, Path::new("server.properties"))?;
+        BrokerConfig::from_pairs(&pairs)
+    }
+
+    #[test]
+    fn a_stock_server_properties_starts_with_notes() {
+        let (c, notes) = load(
+            "# Kafka's sample\nbroker.id=3\nlisteners=PLAINTEXT://127.0.0.1:19092\nnum.network.threads=3\n\
+             log.dirs=/var/lib/kafka\nnum.partitions=3\nlog.retention.hours=24\nlog.segment.bytes=1073741824\n\
+             zookeeper.connect=localhost:2181\nsome.plugin.key=1\n",
+        )
+        .expect("load");
+        assert_eq!(c.broker_id, 3);
+        assert_eq!(c.listeners[0].port, 19092);
+        assert_eq!(c.advertised().port, 19092);
+        assert_eq!(c.log_dirs, vec![PathBuf::from("/var/lib/kafka")]);
+        assert_eq!(c.log_retention_ms, Some(24 * 3_600_000));
+        assert_eq!(
+            notes.ignored,
+            vec!["num.network.threads", "zookeeper.connect"]
+        );
+        assert_eq!(notes.unknown, vec!["some.plugin.key"]);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            ("num.partitions=zero", "num.partitions"),
+            ("num.partitions=0", "num.partitions"),
+            ("log.segment.bytes=99999999999", "log.segment.bytes"),
+            ("auto.create.topics.enable=yes", "auto.create.topics.enable"),
+            ("listeners=127.0.0.1:9092", "listeners"),
+            ("listeners=PLAINTEXT://my-host:9092", "listeners"),
+            ("log.retention.ms=-5", "log.retention.ms"),
+        ];
+        for (text, key) in cases {
+            match load(text) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: expected an error naming {key}, got {other:?}"),
+            }
+        }
+        assert!(matches!(
+            load("just words"),
+            Err(ConfigError::Syntax { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn retention_precedence_and_unlimited() {
+        let (c, _) = load("log.retention.hours=1\nlog.retention.ms=500").expect("load");
+        assert_eq!(c.log_retention_ms, Some(500));
+        let (c, _) = load("log.retention.hours=-1\nlog.retention.bytes=-1").expect("load");
+        assert_eq!((c.log_retention_ms, c.log_retention_bytes), (None, None));
+    }
+}

@@ -1,0 +1,20 @@
+//! Ringtail: a Kafka-wire-compatible broker with a built-in coordinator.
+//!
+//! # Layout
+//!
+//! - [`config`]: `server.properties` with Kafka's key names.
+//! - [`shard`]: pinned executor threads, placement of partitions on
+//!   shards, and the cross-core mesh.
+//! - [`server`]: the listener, the connection loop and one handler module
+//!   per Kafka API (`server/handlers/`).
+//! - [`partition`]: a partition on its owner shard: log, high watermark,
+//!   parked fetches.
+//! - [`metadata`]: the topic table (names, ids, partition counts, configs).
+//! - [`broker`]: start-up, signals and clean shutdown.
+
+pub mod broker;
+pub mod config;
+pub mod metadata;
+pub mod partition;
+pub mod server;
+pub mod shard;

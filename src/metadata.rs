@@ -1,0 +1,435 @@
+//! The topic table: names, topic ids, partition counts, per-topic configs.
+//!
+//! Readers on the data path take a snapshot (`ArcSwap`: an atomic pointer
+//! load, no lock). Changes are rare admin operations: they serialise on a
+//! mutex, persist the new table atomically, then publish a new snapshot.
+//!
+//! On a single node the table lives in `<log.dir>/__cluster_metadata/`;
+//! the coordinator issue moves it into the ZAB tree (`/brokers/topics/T`).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use thiserror::Error;
+
+pub type TopicId = [u8; 16];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: TopicId,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    /// Topic-level overrides (`retention.ms`, `cleanup.policy`, ...).
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub topics: BTreeMap<String, Arc<TopicMeta>>,
+}
+
+impl Snapshot {
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicMeta>> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: &TopicId) -> Option<&Arc<TopicMeta>> {
+        self.topics.values().find(|t| &t.id == id)
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum MetaError {
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    #[error("topic {0:?} does not exist")]
+    UnknownTopic(String),
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("replication factor {requested} is larger than the {available} available brokers")]
+    InvalidReplicationFactor { requested: i16, available: i16 },
+    #[error("invalid config {key}={value}: {reason}")]
+    InvalidConfig {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("metadata storage {path}: {reason}")]
+    Storage { path: PathBuf, reason: String },
+}
+
+/// Kafka's topic name rule: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
+    let fail = |reason| {
+        Err(MetaError::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return fail("it is empty");
+    }
+    if name == "." || name == ".." {
+        return fail("'.' and '..' are not allowed");
+    }
+    if name.len() > 249 {
+        return fail("it is longer than 249 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return fail("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+/// Topic configs the broker understands, with their value checks.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), MetaError> {
+    let bad = |reason: &str| MetaError::InvalidConfig {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    };
+    let int = || value.parse::<i64>().map_err(|_| bad("expected an integer"));
+    match key {
+        "retention.ms" | "retention.bytes" => {
+            if int()? < -1 {
+                return Err(bad("must be -1 or non-negative"));
+            }
+        }
+        "segment.bytes" => {
+            let v = int()?;
+            if !(14..=i64::from(i32::MAX)).contains(&v) {
+                return Err(bad("must be in [14, 2147483647]"));
+            }
+        }
+        "segment.ms"
+        | "max.message.bytes"
+        | "index.interval.bytes"
+        | "min.insync.replicas"
+        | "delete.retention.ms" => {
+            if int()? < 1 {
+                return Err(bad("must be positive"));
+            }
+        }
+        "cleanup.policy" => {
+            if !value
+                .split(',')
+                .all(|p| matches!(p.trim(), "delete" | "compact"))
+            {
+                return Err(bad("expected delete, compact or compact,delete"));
+            }
+        }
+        "compression.type" => {
+            if !matches!(
+                value,
+                "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd"
+            ) {
+                return Err(bad(
+                    "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
+                ));
+            }
+        }
+        "message.timestamp.type" => {
+            if !matches!(value, "CreateTime" | "LogAppendTime") {
+                return Err(bad("expected CreateTime or LogAppendTime"));
+            }
+        }
+        _ => return Err(bad("unknown topic config")),
+    }
+    Ok(())
+}
+
+pub struct Metadata {
+    current: ArcSwap<Snapshot>,
+    writer: Mutex<()>,
+    path: PathBuf,
+}
+
+const FILE: &str = "topics";
+
+impl Metadata {
+    /// Loads the table from `dir`, creating an empty one.
+    pub fn open(dir: &Path) -> Result<Metadata, MetaError> {
+        let storage = |reason: String| MetaError::Storage {
+            path: dir.to_path_buf(),
+            reason,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| storage(e.to_string()))?;
+        let path = dir.join(FILE);
+        let snapshot = match std::fs::read_to_string(&path) {
+            Ok(text) => decode(&text).map_err(|reason| MetaError::Storage {
+                path: path.clone(),
+                reason,
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Snapshot::default(),
+            Err(e) => return Err(storage(e.to_string())),
+        };
+        Ok(Metadata {
+            current: ArcSwap::from_pointee(snapshot),
+            writer: Mutex::new(()),
+            path,
+        })
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Applies `change` to a copy of the table, persists it, publishes it.
+    fn update<R>(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, Arc<TopicMeta>>) -> Result<R, MetaError>,
+    ) -> Result<R, MetaError> {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut topics = self.current.load().topics.clone();
+        let out = change(&mut topics)?;
+        let snapshot = Snapshot { topics };
+        self.persist(&snapshot)?;
+        self.current.store(Arc::new(snapshot));
+        Ok(out)
+    }
+
+    fn persist(&self, snapshot: &Snapshot) -> Result<(), MetaError> {
+        let tmp = self.path.with_extension("tmp");
+        let result: std::io::Result<()> = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(encode(snapshot).as_bytes())?;
+            f.sync_data()?;
+            std::fs::rename(&tmp, &self.path)?;
+            std::fs::File::open(self.path.parent().unwrap_or(Path::new(".")))?.sync_all()
+        })();
+        result.map_err(|e| MetaError::Storage {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<TopicMeta>, MetaError> {
+        validate_topic_name(name)?;
+        if partitions < 1 {
+            return Err(MetaError::InvalidPartitions(format!(
+                "number of partitions must be at least 1, got {partitions}"
+            )));
+        }
+        if replication_factor != 1 {
+            return Err(MetaError::InvalidReplicationFactor {
+                requested: replication_factor,
+                available: 1,
+            });
+        }
+        for (k, v) in &configs {
+            validate_topic_config(k, v)?;
+        }
+        self.update(|topics| {
+            if topics.contains_key(name) {
+                return Err(MetaError::TopicExists(name.to_string()));
+            }
+            let meta = Arc::new(TopicMeta {
+                name: name.to_string(),
+                id: random_id(),
+                partitions,
+                replication_factor,
+                configs,
+            });
+            topics.insert(name.to_string(), meta.clone());
+            Ok(meta)
+        })
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, MetaError> {
+        self.update(|topics| {
+            topics
+                .remove(name)
+                .ok_or_else(|| MetaError::UnknownTopic(name.to_string()))
+        })
+    }
+
+    /// Raises the partition count (Kafka never lowers it).
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        total: i32,
+    ) -> Result<(Arc<TopicMeta>, i32), MetaError> {
+        self.update(|topics| {
+            let old = topics.get(name).ok_or_else(|| MetaError::UnknownTopic(name.to_string()))?;
+            if total <= old.partitions {
+                return Err(MetaError::InvalidPartitions(format!(
+                    "topic currently has {} partitions, which is higher than or equal to the requested {total}",
+                    old.partitions
+                )));
+            }
+            let before = old.partitions;
+            let meta = Arc::new(TopicMeta {
+                partitions: total,
+                ..(**old).clone()
+            });
+            topics.insert(name.to_string(), meta.clone());
+            Ok((meta, before))
+        })
+    }
+
+    /// Sets (`Some`) or removes (`None`) topic configs.
+    pub fn alter_configs(
+        &self,
+        name: &str,
+        changes: &[(String, Option<String>)],
+        replace_all: bool,
+    ) -> Result<Arc<TopicMeta>, MetaError> {
+        for (k, v) in changes {
+            if let Some(v) = v {
+                validate_topic_config(k, v)?;
+            }
+        }
+        self.update(|topics| {
+            let old = topics
+                .get(name)
+                .ok_or_else(|| MetaError::UnknownTopic(name.to_string()))?;
+            let mut configs = if replace_all {
+                BTreeMap::new()
+            } else {
+                old.configs.clone()
+            };
+            for (k, v) in changes {
+                match v {
+                    Some(v) => drop(configs.insert(k.clone(), v.clone())),
+                    None => drop(configs.remove(k)),
+                }
+            }
+            let meta = Arc::new(TopicMeta {
+                configs,
+                ..(**old).clone()
+            });
+            topics.insert(name.to_string(), meta.clone());
+            Ok(meta)
+        })
+    }
+}
+
+pub fn random_id() -> TopicId {
+    let mut id = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut id))
+        .expect("read /dev/urandom");
+    id[6] = (id[6] & 0x0f) | 0x40; // UUID version 4
+    id[8] = (id[8] & 0x3f) | 0x80;
+    id
+}
+
+fn hex(id: &TopicId) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<TopicId> {
+    if s.len() != 32 {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (i, byte) in id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(id)
+}
+
+/// One line per topic: `topic NAME ID PARTITIONS RF [key=value ...]`.
+fn encode(snapshot: &Snapshot) -> String {
+    let mut out = String::from("# ringtail topic table v1\n");
+    for t in snapshot.topics.values() {
+        out.push_str(&format!(
+            "topic {} {} {} {}",
+            t.name,
+            hex(&t.id),
+            t.partitions,
+            t.replication_factor
+        ));
+        for (k, v) in &t.configs {
+            out.push_str(&format!(" {k}={v}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn decode(text: &str) -> Result<Snapshot, String> {
+    let mut topics = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let bad = || format!("line {}: malformed topic entry {line:?}", n + 1);
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() < 5 || f[0] != "topic" {
+            return Err(bad());
+        }
+        let mut configs = BTreeMap::new();
+        for kv in &f[5..] {
+            let (k, v) = kv.split_once('=').ok_or_else(bad)?;
+            configs.insert(k.to_string(), v.to_string());
+        }
+        let meta = TopicMeta {
+            name: f[1].to_string(),
+            id: unhex(f[2]).ok_or_else(bad)?,
+            partitions: f[3].parse().map_err(|_| bad())?,
+            replication_factor: f[4].parse().map_err(|_| bad())?,
+            configs,
+        };
+        topics.insert(meta.name.clone(), Arc::new(meta));
+    }
+    Ok(Snapshot { topics })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_persist_and_names_are_checked() {
+        let dir = std::env::temp_dir().join(format!("ringtail-meta-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let meta = Metadata::open(&dir).expect("open");
+        let mut configs = BTreeMap::new();
+        configs.insert("retention.ms".to_string(), "1000".to_string());
+        let t = meta.create_topic("orders", 3, 1, configs).expect("create");
+        assert!(matches!(
+            meta.create_topic("orders", 1, 1, BTreeMap::new()),
+            Err(MetaError::TopicExists(_))
+        ));
+        assert!(matches!(
+            meta.create_topic("bad/name", 1, 1, BTreeMap::new()),
+            Err(MetaError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            meta.create_topic("x", 0, 1, BTreeMap::new()),
+            Err(MetaError::InvalidPartitions(_))
+        ));
+        assert!(matches!(
+            meta.create_topic("x", 1, 3, BTreeMap::new()),
+            Err(MetaError::InvalidReplicationFactor { .. })
+        ));
+        meta.add_partitions("orders", 5).expect("grow");
+        assert!(meta.add_partitions("orders", 4).is_err());
+        drop(meta);
+        let meta = Metadata::open(&dir).expect("reopen");
+        let snap = meta.snapshot();
+        let orders = snap.topic("orders").expect("persisted");
+        assert_eq!((orders.id, orders.partitions), (t.id, 5));
+        assert_eq!(
+            orders.configs.get("retention.ms").map(String::as_str),
+            Some("1000")
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

@@ -1,0 +1,188 @@
+//! Produce v0-11: validate each partition's batch as Kafka's LogValidator
+//! does, hand the batch bytes (a slice of the receive buffer, never copied)
+//! to the partition's owner shard, and answer by `acks`: 0 nothing, 1 after
+//! the leader's append, all after the batch is durable (group-committed
+//! fdatasync; on one node the ISR is the leader alone).
+//!
+//! Ordering: everything before the append is enqueued runs without
+//! awaiting, so pipelined requests of one connection append in order.
+
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use ringtail_io::log::Offset as LogOffset;
+use ringtail_io::rt;
+use ringtail_protocol::batch::{validate_produce_records, ProduceValidation};
+use ringtail_protocol::header::write_response_frame;
+use ringtail_protocol::produce::{
+    Acks, PartitionProduceResponse, ProduceRequest, ProduceResponse, TopicProduceResponse,
+};
+use ringtail_protocol::{ErrorCode, Offset, PartitionId};
+
+use super::{log_error_code, topic_or_create};
+use crate::server::{Header, Response};
+use crate::shard::{self, Shard};
+
+enum Plan {
+    Failed(ErrorCode),
+    Append {
+        range: std::ops::Range<usize>,
+        owner: shard::ShardId,
+    },
+}
+
+struct PartitionPlan {
+    topic: String,
+    index: i32,
+    plan: Plan,
+}
+
+pub async fn handle(
+    header: &Header,
+    mut frame: BytesMut,
+    body_offset: usize,
+    shard: &Rc<Shard>,
+) -> Response {
+    let version = header.api_version;
+    let (acks, plans) = {
+        let base = frame.as_ptr() as usize;
+        let request = match ProduceRequest::decode(version, &frame[body_offset..]) {
+            Ok(r) => r,
+            Err(e) => return Response::Close(format!("malformed Produce v{version}: {e}")),
+        };
+        let acks = Acks::from_wire(request.acks);
+        let mut plans = Vec::with_capacity(request.partition_count());
+        for topic in &request.topics {
+            let meta = match shard.shared.metadata.snapshot().topic(topic.name) {
+                Some(t) => Ok(t.clone()),
+                None => topic_or_create(shard, topic.name, true).await,
+            };
+            for p in &topic.partitions {
+                let plan = match (&meta, acks, p.records) {
+                    (_, None, _) => Plan::Failed(ErrorCode::InvalidRequiredAcks),
+                    (Err(code), _, _) => Plan::Failed(*code),
+                    (Ok(t), _, _) if p.index.0 < 0 || p.index.0 >= t.partitions => {
+                        Plan::Failed(ErrorCode::UnknownTopicOrPartition)
+                    }
+                    (_, _, None) => Plan::Failed(ErrorCode::CorruptMessage),
+                    (Ok(t), Some(_), Some(records)) => {
+                        let validation = ProduceValidation {
+                            max_message_bytes: t
+                                .configs
+                                .get("max.message.bytes")
+                                .and_then(|v| v.parse().ok())
+                                .unwrap_or(shard.shared.config.message_max_bytes),
+                            ..ProduceValidation::new(version)
+                        };
+                        match validate_produce_records(records, &validation) {
+                            Ok(batch) => {
+                                let start = records.as_ptr() as usize - base;
+                                Plan::Append {
+                                    range: start..start + batch.size_bytes(),
+                                    owner: shard.shared.owner(t, p.index.0),
+                                }
+                            }
+                            Err(e) => Plan::Failed(e.error_code()),
+                        }
+                    }
+                };
+                plans.push(PartitionPlan {
+                    topic: topic.name.to_string(),
+                    index: p.index.0,
+                    plan,
+                });
+            }
+        }
+        (acks, plans)
+    };
+    // Cut each batch out of the request buffer (no copy): the pieces are
+    // disjoint, so each is an owned, mutable BytesMut the log can patch.
+    let mut cut = 0usize;
+    let mut appends = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        let Plan::Append { range, owner } = &plan.plan else {
+            appends.push(None);
+            continue;
+        };
+        let _ = frame.split_to(range.start - cut);
+        let batch = frame.split_to(range.len());
+        cut = range.end;
+        let (topic, index, owner, durable) = (
+            plan.topic.clone(),
+            plan.index,
+            *owner,
+            acks == Some(Acks::All),
+        );
+        appends.push(Some(rt::spawn(async move {
+            shard::run_on(owner, move || append(topic, index, batch, durable))
+                .await
+                .unwrap_or(Err(ErrorCode::NotLeaderOrFollower))
+        })));
+    }
+    let mut results = Vec::with_capacity(plans.len());
+    for (plan, append) in plans.iter().zip(appends) {
+        results.push(match (append, &plan.plan) {
+            (Some(handle), _) => handle.await,
+            (None, Plan::Failed(code)) => Err(*code),
+            (None, Plan::Append { .. }) => unreachable!("every append was spawned"),
+        });
+    }
+    if acks == Some(Acks::None) {
+        return Response::None;
+    }
+    let mut response = ProduceResponse::default();
+    for (plan, result) in plans.iter().zip(&results) {
+        let partition = match result {
+            Ok((base, start)) => PartitionProduceResponse::appended(
+                PartitionId(plan.index),
+                Offset(base.0),
+                Offset(start.0),
+            ),
+            Err(code) => PartitionProduceResponse::failed(PartitionId(plan.index), *code),
+        };
+        match response.topics.last_mut() {
+            Some(t) if t.name == plan.topic => t.partitions.push(partition),
+            _ => response.topics.push(TopicProduceResponse {
+                name: &plan.topic,
+                partitions: vec![partition],
+            }),
+        }
+    }
+    let mut buf = BytesMut::with_capacity(64 + 48 * results.len());
+    write_response_frame(
+        &mut buf,
+        header.api_key,
+        version,
+        header.correlation_id,
+        |b| response.encode(version, b),
+    );
+    Response::Frame(buf)
+}
+
+/// Runs on the owner shard.
+async fn append(
+    topic: String,
+    index: i32,
+    batch: BytesMut,
+    durable: bool,
+) -> Result<(LogOffset, LogOffset), ErrorCode> {
+    let shard = shard::current();
+    let partition = shard
+        .partition(&topic, index)
+        .ok_or(ErrorCode::UnknownTopicOrPartition)?;
+    let info = partition.append(batch).await.map_err(|e| {
+        eprintln!("{topic}-{index}: append failed: {e}");
+        log_error_code(&e)
+    })?;
+    if durable {
+        partition
+            .log
+            .wait_durable(LogOffset(info.last_offset.0 + 1))
+            .await
+            .map_err(|e| {
+                eprintln!("{topic}-{index}: sync failed: {e}");
+                log_error_code(&e)
+            })?;
+    }
+    Ok((info.base_offset, partition.log_start()))
+}

@@ -1,0 +1,184 @@
+//! Shards: one pinned executor thread per core.
+//!
+//! A partition belongs to exactly one shard ([`placement::shard_for`]);
+//! only that shard touches its log and state, so the data path needs no
+//! locks. Other shards reach it with jobs through the [`mesh::Mesh`]:
+//! [`run_on`] sends a closure to the owner and awaits its answer.
+
+pub mod mesh;
+pub mod placement;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use ringtail_io::rt;
+use ringtail_io::rt::sync::Notify;
+
+use crate::config::BrokerConfig;
+use crate::metadata::{Metadata, TopicMeta};
+use crate::partition::Partition;
+use mesh::{oneshot, Dropped, Mesh};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ShardId(pub usize);
+
+/// State every shard can read, built once at start.
+pub struct Shared {
+    pub config: BrokerConfig,
+    pub metadata: Metadata,
+    pub mesh: Arc<Mesh>,
+    pub cluster_id: String,
+    pub stopping: AtomicBool,
+}
+
+impl Shared {
+    pub fn owner(&self, topic: &TopicMeta, partition: i32) -> ShardId {
+        placement::shard_for(&topic.id, partition, self.mesh.shards())
+    }
+}
+
+/// One shard's own state; lives on its thread only.
+pub struct Shard {
+    pub id: ShardId,
+    pub shared: Arc<Shared>,
+    partitions: RefCell<HashMap<(String, i32), Rc<Partition>>>,
+    pub stop: Notify,
+    pub connections: Cell<usize>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
+}
+
+/// The shard of the calling thread.
+pub fn current() -> Rc<Shard> {
+    CURRENT.with(|c| c.borrow().clone().expect("called outside a shard thread"))
+}
+
+impl Shard {
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Rc<Partition>> {
+        self.partitions
+            .borrow()
+            .get(&(topic.to_string(), index))
+            .cloned()
+    }
+
+    pub fn partitions(&self) -> Vec<Rc<Partition>> {
+        self.partitions.borrow().values().cloned().collect()
+    }
+
+    /// Opens a partition this shard owns (idempotent).
+    pub async fn open_partition(
+        &self,
+        topic: Arc<TopicMeta>,
+        index: i32,
+    ) -> Result<Rc<Partition>, String> {
+        if let Some(p) = self.partition(&topic.name, index) {
+            if p.topic.id == topic.id {
+                return Ok(p);
+            }
+        }
+        let name = topic.name.clone();
+        let p = Rc::new(
+            Partition::open(&self.shared.config, topic, index)
+                .await
+                .map_err(|e| format!("cannot open {name}-{index}: {e}"))?,
+        );
+        self.partitions
+            .borrow_mut()
+            .insert((name, index), p.clone());
+        Ok(p)
+    }
+
+    /// Closes a partition's log cleanly and forgets it.
+    pub async fn close_partition(&self, topic: &str, index: i32) -> Result<(), String> {
+        let p = self
+            .partitions
+            .borrow_mut()
+            .remove(&(topic.to_string(), index));
+        if let Some(p) = p {
+            p.log
+                .clone()
+                .close()
+                .await
+                .map_err(|e| format!("closing {topic}-{index}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` on shard `dst` and returns its result. Runs inline when `dst`
+/// is the calling shard.
+pub async fn run_on<R, F, Fut>(dst: ShardId, f: F) -> Result<R, Dropped>
+where
+    R: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = R> + 'static,
+{
+    let me = current();
+    if dst == me.id {
+        return Ok(f().await);
+    }
+    let (tx, rx) = oneshot();
+    let job: mesh::Job = Box::new(move || Box::pin(async move { tx.send(f().await) }));
+    me.shared.mesh.send(me.id, dst, job).await;
+    rx.await
+}
+
+/// Pins the calling thread to one CPU (best effort: containers may forbid).
+fn pin_to_core(core: usize) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core % cpus, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Starts one thread per shard running `main` (the shard's server loop)
+/// after the shard context is set up. Returns the join handles.
+pub fn start<F, Fut>(
+    shared: Arc<Shared>,
+    main: F,
+) -> Vec<std::thread::JoinHandle<Result<(), String>>>
+where
+    F: Fn(Rc<Shard>) -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = Result<(), String>> + 'static,
+{
+    (0..shared.mesh.shards())
+        .map(|i| {
+            let shared = shared.clone();
+            let main = main.clone();
+            std::thread::Builder::new()
+                .name(format!("shard-{i}"))
+                .spawn(move || {
+                    pin_to_core(i);
+                    rt::block_on(async move {
+                        let shard = Rc::new(Shard {
+                            id: ShardId(i),
+                            shared: shared.clone(),
+                            partitions: RefCell::new(HashMap::new()),
+                            stop: Notify::new(),
+                            connections: Cell::new(0),
+                        });
+                        CURRENT.with(|c| *c.borrow_mut() = Some(shard.clone()));
+                        rt::spawn(shared.mesh.clone().receive(ShardId(i)));
+                        let result = main(shard.clone()).await;
+                        CURRENT.with(|c| c.borrow_mut().take());
+                        result
+                    })
+                })
+                .expect("spawn shard thread")
+        })
+        .collect()
+}
+
+/// Asks every shard to stop (from any thread, e.g. the signal handler's).
+pub fn request_stop(shared: &Shared) {
+    shared.stopping.store(true, Ordering::Release);
+}
