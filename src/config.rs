@@ -312,14 +312,20 @@ impl BrokerConfig {
                     }
                     c.log_segment_bytes = bytes;
                 }
-                "log.roll.ms" => drop(roll.insert(0, at_least(k, v, 1)?)),
-                "log.roll.hours" => drop(roll.insert(2, at_least::<i64>(k, v, 1)? * 3_600_000)),
-                "log.retention.ms" => drop(retention.insert(0, optional_limit(k, v)?)),
+                "log.roll.ms" => {
+                    roll.insert(0, at_least(k, v, 1)?);
+                }
+                "log.roll.hours" => {
+                    roll.insert(2, at_least::<i64>(k, v, 1)? * 3_600_000);
+                }
+                "log.retention.ms" => {
+                    retention.insert(0, optional_limit(k, v)?);
+                }
                 "log.retention.minutes" => {
-                    drop(retention.insert(1, optional_limit(k, v)?.map(|m| m * 60_000)))
+                    retention.insert(1, optional_limit(k, v)?.map(|m| m * 60_000));
                 }
                 "log.retention.hours" => {
-                    drop(retention.insert(2, optional_limit(k, v)?.map(|h| h * 3_600_000)))
+                    retention.insert(2, optional_limit(k, v)?.map(|h| h * 3_600_000));
                 }
                 "log.retention.bytes" => {
                     c.log_retention_bytes = optional_limit(k, v)?.map(|b| b as u64)
