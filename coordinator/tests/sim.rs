@@ -37,7 +37,13 @@ fn simulate_seeds() {
                 if seed >= first + count || failure.lock().map_or(true, |f| f.is_some()) {
                     break;
                 }
-                match run_seed(seed) {
+                let seed_started = Instant::now();
+                let outcome = run_seed(seed);
+                let seed_s = seed_started.elapsed().as_secs_f64();
+                if seed_s > 2.0 {
+                    println!("slow seed {seed}: {seed_s:.1} s wall");
+                }
+                match outcome {
                     Ok(stats) => {
                         if let Ok(mut t) = total.lock() {
                             add(&mut t, &stats);

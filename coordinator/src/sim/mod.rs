@@ -28,6 +28,9 @@ use disk::Disk;
 use rng::Rng;
 
 pub const TICK_MS: u64 = 50;
+/// A seed that needs more than this is stuck in a loop: report it.
+const STEPS_MAX: u64 = 3_000_000;
+const EVENTS_MAX: usize = 1_000_000;
 
 /// Fault rates, per million, per opportunity.
 #[derive(Clone, Debug)]
@@ -427,6 +430,13 @@ impl Sim {
             }
             self.queue.pop();
             self.now_ms = at;
+            if self.stats.steps > STEPS_MAX || self.queue.len() > EVENTS_MAX {
+                return Err(format!(
+                    "runaway run: {} steps, {} queued events",
+                    self.stats.steps,
+                    self.queue.len()
+                ));
+            }
             let Some(event) = self.events.remove(&seq) else {
                 continue;
             };
