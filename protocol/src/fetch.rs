@@ -441,19 +441,21 @@ impl FetchResponse<'_> {
             buf.put_string_v(flexible, topic.topic);
             buf.put_array_len(flexible, topic.partitions.len());
             for (p, partition) in topic.partitions.iter().enumerate() {
-                encode_partition(partition, version, flexible, buf);
-                // Records: length prefix now, bytes in the hole, then the
-                // partition's tagged fields.
                 let len = partition.records_len;
                 assert!(len <= i32::MAX as u32, "record set larger than i32::MAX");
-                if flexible {
-                    buf.put_compact_len(len as usize);
+                // Everything up to the records' length prefix, then the
+                // hole for the record bytes, then the partition's tags.
+                let aborted = partition.aborted_transactions.map_or(0, <[_]>::len);
+                if aborted <= STAGED_ABORTED_MAX {
+                    staged::<PARTITION_STAGE_BYTES>(buf, |w| {
+                        encode_partition(partition, version, flexible, w)
+                    });
                 } else {
-                    buf.put_i32(len as i32);
+                    encode_partition(partition, version, flexible, buf);
                 }
                 writer.hole(buf, t, p, len);
                 if flexible {
-                    encode_partition_tags(partition, buf);
+                    staged::<TAGS_STAGE_BYTES>(buf, |w| encode_partition_tags(partition, w));
                 }
             }
             buf.put_empty_tagged_fields(flexible);
@@ -462,11 +464,37 @@ impl FetchResponse<'_> {
     }
 }
 
+/// Stack space for one partition's fields before the records: at most 44
+/// bytes, plus 17 per aborted transaction. Kept small because the stage is
+/// zeroed each time; partitions with more aborted transactions (rare:
+/// READ_COMMITTED fetches over aborted data) are written directly.
+const PARTITION_STAGE_BYTES: usize = 64;
+const STAGED_ABORTED_MAX: usize = (PARTITION_STAGE_BYTES - 44) / 17;
+/// A partition's v12 tags take at most 1 + 15 + 11 bytes.
+const TAGS_STAGE_BYTES: usize = 32;
+
+/// Writes through a stack buffer and copies the result into `buf` once.
+///
+/// `BytesMut`'s `put_*` methods are out-of-line calls that end in a
+/// `memcpy` per field; writing each partition's ~40 bytes field by field
+/// took two thirds of the encoder's instructions (callgrind). A `&mut
+/// [u8]` writer inlines to plain stores.
+fn staged<const N: usize>(buf: &mut BytesMut, write: impl FnOnce(&mut &mut [u8])) {
+    let mut scratch = [0u8; N];
+    let left = {
+        let mut w: &mut [u8] = &mut scratch;
+        write(&mut w);
+        w.len()
+    };
+    buf.put_slice(&scratch[..N - left]);
+}
+
+/// A partition's fields up to and including the records' length prefix.
 fn encode_partition(
     partition: &FetchPartitionResponse<'_>,
     version: i16,
     flexible: bool,
-    buf: &mut BytesMut,
+    buf: &mut impl BufMut,
 ) {
     buf.put_i32(partition.partition_index.0);
     buf.put_i16(partition.error_code.code());
@@ -489,10 +517,18 @@ fn encode_partition(
     if version >= 11 {
         buf.put_i32(partition.preferred_read_replica.0);
     }
+    // An empty set is length 0 (compact: 1), never null: clients treat
+    // null records as an error but an empty set as "no data yet".
+    let len = partition.records_len as usize;
+    if flexible {
+        buf.put_compact_len(len);
+    } else {
+        buf.put_i32(len as i32);
+    }
 }
 
 /// The v12 partition tagged fields, in tag order.
-fn encode_partition_tags(partition: &FetchPartitionResponse<'_>, buf: &mut BytesMut) {
+fn encode_partition_tags(partition: &FetchPartitionResponse<'_>, buf: &mut impl BufMut) {
     let count = u32::from(partition.diverging_epoch.is_some())
         + u32::from(partition.current_leader.is_some());
     buf.put_unsigned_varint(count);
@@ -726,7 +762,9 @@ mod tests {
                     .collect()
             })
             .collect();
-        let aborted = (0..rng.below(3))
+        // Sometimes more than fit the encoder's stack stage.
+        let aborted_count = [0, 1, 2, 3 * STAGED_ABORTED_MAX][rng.below(4) as usize];
+        let aborted = (0..aborted_count)
             .map(|i| AbortedTransaction {
                 producer_id: ProducerId(i as i64 + 100),
                 first_offset: Offset(rng.below(1 << 30) as i64),
