@@ -388,6 +388,10 @@ impl FetchResponse<'_> {
     /// Encodes the whole response frame (size prefix, response header,
     /// body without record bytes) at the end of `buf` and returns the send
     /// plan. Ranges in the plan index into `buf`.
+    ///
+    /// Panics on a version outside 4..=12 or a frame over i32::MAX bytes:
+    /// the handler checks the version first and bounds record bytes by the
+    /// request's `max_bytes`, so either is a bug, not bad input.
     pub fn encode_frame(
         &self,
         version: i16,
