@@ -11,7 +11,10 @@
 //!   parked fetches.
 //! - [`metadata`]: the topic table (names, ids, partition counts, configs).
 //! - [`broker`]: start-up, signals and clean shutdown.
+//! - [`admin`]: the CLI's client side (topics, console producer and
+//!   consumer) and a small blocking client.
 
+pub mod admin;
 pub mod broker;
 pub mod config;
 pub mod metadata;

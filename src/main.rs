@@ -8,11 +8,14 @@
 //!   file, like `kafka-dump-log.sh --files`.
 //! - `log verify`: checks every batch (framing, magic, CRC-32C) and exits
 //!   non-zero naming the first corrupt file and position.
+//! - `topics`, `console-producer`, `console-consumer`: Kafka's admin and
+//!   console scripts with their flags (`ringtail::admin`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ringtail::admin;
 use ringtail_io::log::{batch, Log, LogConfig, LogError};
 use ringtail_io::rt;
 
@@ -46,6 +49,12 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// Create, list, describe, alter or delete topics (kafka-topics.sh).
+    Topics(admin::topics::TopicsArgs),
+    /// Send stdin lines as records (kafka-console-producer.sh).
+    ConsoleProducer(admin::producer::ProducerArgs),
+    /// Print a topic's records (kafka-console-consumer.sh, no groups yet).
+    ConsoleConsumer(admin::consumer::ConsumerArgs),
 }
 
 #[derive(Subcommand)]
@@ -78,6 +87,10 @@ fn main() -> ExitCode {
         Command::Log {
             command: LogCommand::Verify { dir },
         } => verify(&dir),
+        // The admin tools print their own errors, as Kafka's scripts do.
+        Command::Topics(args) => Ok(admin::topics::run(&args)),
+        Command::ConsoleProducer(args) => Ok(admin::producer::run(&args)),
+        Command::ConsoleConsumer(args) => Ok(admin::consumer::run(&args)),
     };
     match result {
         Ok(code) => code,
