@@ -13,6 +13,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -655,7 +656,32 @@ impl Consumer {
     }
 }
 
-/// Runs the consumer until --max-messages, --timeout-ms or an error.
+/// Set by SIGINT/SIGTERM: the fetch loop stops after the current poll
+/// (at most `fetch.max.wait.ms`) and the count is still reported, as
+/// Kafka's shutdown hook does.
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_signal: libc::c_int) {
+    STOP_REQUESTED.store(true, Ordering::Relaxed);
+}
+
+fn install_stop_handler() {
+    let handler: extern "C" fn(libc::c_int) = request_stop;
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe; SA_RESTART keeps blocking socket reads going
+    // until the poll's answer arrives.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
+        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
+    }
+}
+
+/// Runs the consumer until --max-messages, --timeout-ms, Ctrl-C or an
+/// error.
 pub fn run(args: &ConsumerArgs) -> ExitCode {
     let config = match ConsumerConfig::from_args(args) {
         Ok(c) => c,
@@ -664,6 +690,7 @@ pub fn run(args: &ConsumerArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    install_stop_handler();
     let mut consumed = 0;
     let outcome = consume(args, config, &mut consumed);
     eprintln!("Processed a total of {consumed} messages");
@@ -739,6 +766,9 @@ fn run_fetch_loop(consumer: &mut Consumer, args: &ConsumerArgs) -> Result<(), St
     let stdout = std::io::stdout();
     let mut out = Vec::new();
     loop {
+        if STOP_REQUESTED.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let mut max_wait_ms = consumer.config.max_wait_ms;
         if let Some(t) = timeout {
             let left = t.saturating_sub(last_message.elapsed());
