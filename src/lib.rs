@@ -10,6 +10,7 @@
 //! - [`partition`]: a partition on its owner shard: log, high watermark,
 //!   parked fetches.
 //! - [`metadata`]: the topic table (names, ids, partition counts, configs).
+//! - [`producer_ids`]: producer ids for InitProducerId, persisted in blocks.
 //! - [`broker`]: start-up, signals and clean shutdown.
 //! - [`admin`]: the CLI's client side (topics, console producer and
 //!   consumer) and a small blocking client.
@@ -19,5 +20,6 @@ pub mod broker;
 pub mod config;
 pub mod metadata;
 pub mod partition;
+pub mod producer_ids;
 pub mod server;
 pub mod shard;
