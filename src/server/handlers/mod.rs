@@ -5,8 +5,11 @@
 //! here, at the boundary, from the typed errors below.
 
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_cluster;
 pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;
@@ -50,6 +53,15 @@ pub async fn dispatch(
         ApiKey::ListOffsets => list_offsets::handle(&header, &frame[body_offset..], &shard).await,
         ApiKey::CreateTopics => create_topics::handle(&header, &frame[body_offset..], &shard).await,
         ApiKey::DeleteTopics => delete_topics::handle(&header, &frame[body_offset..], &shard).await,
+        ApiKey::CreatePartitions => {
+            create_partitions::handle(&header, &frame[body_offset..], &shard).await
+        }
+        ApiKey::DescribeCluster => {
+            describe_cluster::handle(&header, &frame[body_offset..], &shard).await
+        }
+        ApiKey::DeleteRecords => {
+            delete_records::handle(&header, &frame[body_offset..], &shard).await
+        }
         other => Response::Close(format!("{other:?} has no handler")),
     }
 }
