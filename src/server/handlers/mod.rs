@@ -4,13 +4,16 @@
 //! to owner shards) and encodes the answer. Kafka error codes are chosen
 //! here, at the boundary, from the typed errors below.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_configs;
 pub mod fetch;
+pub mod incremental_alter_configs;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -55,6 +58,13 @@ pub async fn dispatch(
         ApiKey::DeleteTopics => delete_topics::handle(&header, &frame[body_offset..], &shard).await,
         ApiKey::CreatePartitions => {
             create_partitions::handle(&header, &frame[body_offset..], &shard).await
+        }
+        ApiKey::DescribeConfigs => {
+            describe_configs::handle(&header, &frame[body_offset..], &shard).await
+        }
+        ApiKey::AlterConfigs => alter_configs::handle(&header, &frame[body_offset..], &shard).await,
+        ApiKey::IncrementalAlterConfigs => {
+            incremental_alter_configs::handle(&header, &frame[body_offset..], &shard).await
         }
         ApiKey::DescribeCluster => {
             describe_cluster::handle(&header, &frame[body_offset..], &shard).await

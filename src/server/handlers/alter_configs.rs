@@ -1,0 +1,163 @@
+//! AlterConfigs v0-2: replaces a topic's whole set of overrides (keys left
+//! out, or sent with a null value, go back to the broker's value).
+//! `validate_only` checks without changing anything. Broker configs are
+//! static (`server.properties`), so broker resources are refused.
+//!
+//! The resource checks and the write are shared with
+//! IncrementalAlterConfigs.
+
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use ringtail_protocol::messages::kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use ringtail_protocol::messages::kafka_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse,
+};
+use ringtail_protocol::messages::kafka_protocol::protocol::StrBytes;
+use ringtail_protocol::ErrorCode;
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{decode, meta_error_code, respond, str_bytes};
+use crate::metadata::{validate_topic_config, MetaError};
+use crate::server::{Header, Response};
+use crate::shard::Shard;
+
+/// A refusal: the code and a message naming what was wrong.
+pub type Refusal = (ErrorCode, String);
+
+/// Refuses a resource that is not an alterable topic.
+pub fn check_resource(resource_type: i8, name: &str) -> Result<(), Refusal> {
+    match resource_type {
+        RESOURCE_TOPIC => Ok(()),
+        RESOURCE_BROKER => Err((
+            ErrorCode::InvalidRequest,
+            format!(
+                "broker configs are static: change them in server.properties (broker {name:?})"
+            ),
+        )),
+        other => Err((
+            ErrorCode::InvalidRequest,
+            format!("resource type {other} is not supported (2 = topic, 4 = broker)"),
+        )),
+    }
+}
+
+/// Refuses a key that appears twice among one resource's changes.
+pub fn check_unique_keys<'a>(keys: impl Iterator<Item = &'a str>) -> Result<(), Refusal> {
+    let mut seen = BTreeSet::new();
+    for k in keys {
+        if !seen.insert(k) {
+            return Err((
+                ErrorCode::InvalidRequest,
+                format!("config {k:?} appears more than once for the resource"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Indexes of resources named more than once in a request (all of them are
+/// refused, as Kafka does).
+pub fn duplicate_resources<'a>(
+    resources: impl Iterator<Item = (i8, &'a str)>,
+) -> BTreeSet<(i8, &'a str)> {
+    let mut seen = BTreeSet::new();
+    resources.filter(|r| !seen.insert(*r)).collect()
+}
+
+pub fn duplicate_resource_refusal(name: &str) -> Refusal {
+    (
+        ErrorCode::InvalidRequest,
+        format!("resource {name:?} appears more than once in the request"),
+    )
+}
+
+/// Sets (`Some`) or removes (`None`) topic overrides; with `replace_all`
+/// the changes become the whole set.
+pub fn apply_topic_changes(
+    shard: &Shard,
+    name: &str,
+    changes: &[(String, Option<String>)],
+    replace_all: bool,
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    let fail = |e: MetaError| (meta_error_code(&e), e.to_string());
+    if validate_only {
+        for (k, v) in changes {
+            if let Some(v) = v {
+                validate_topic_config(k, v).map_err(fail)?;
+            }
+        }
+        if shard.shared.metadata.snapshot().topic(name).is_none() {
+            return Err(fail(MetaError::UnknownTopic(name.into())));
+        }
+        return Ok(());
+    }
+    shard
+        .shared
+        .metadata
+        .alter_configs(name, changes, replace_all)
+        .map_err(fail)?;
+    eprintln!("topic {name}: configs altered: {changes:?} (replace all: {replace_all})");
+    Ok(())
+}
+
+/// The error code and message to answer for `outcome` (logged).
+pub fn answer(name: &str, outcome: Result<(), Refusal>) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (ErrorCode::None.code(), None),
+        Err((code, message)) => {
+            eprintln!("alter configs of {name}: {message}");
+            (code.code(), Some(str_bytes(&message)))
+        }
+    }
+}
+
+pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response {
+    let request: AlterConfigsRequest = match decode(header, body) {
+        Ok(r) => r,
+        Err(refusal) => return refusal,
+    };
+    let duplicates = duplicate_resources(
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
+    let responses = request
+        .resources
+        .iter()
+        .map(|r| {
+            let name = r.resource_name.as_str();
+            let outcome = if duplicates.contains(&(r.resource_type, name)) {
+                Err(duplicate_resource_refusal(name))
+            } else {
+                check_resource(r.resource_type, name)
+                    .and_then(|()| check_unique_keys(r.configs.iter().map(|c| c.name.as_str())))
+                    .and_then(|()| {
+                        // A null value leaves the key out, as Kafka does.
+                        let changes: Vec<(String, Option<String>)> = r
+                            .configs
+                            .iter()
+                            .filter_map(|c| {
+                                c.value
+                                    .as_ref()
+                                    .map(|v| (c.name.to_string(), Some(v.to_string())))
+                            })
+                            .collect();
+                        apply_topic_changes(shard, name, &changes, true, request.validate_only)
+                    })
+            };
+            let (code, message) = answer(name, outcome);
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message)
+        })
+        .collect();
+    respond(
+        header,
+        &AlterConfigsResponse::default().with_responses(responses),
+    )
+}
