@@ -14,6 +14,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -71,6 +72,9 @@ pub async fn dispatch(
         }
         ApiKey::DeleteRecords => {
             delete_records::handle(&header, &frame[body_offset..], &shard).await
+        }
+        ApiKey::InitProducerId => {
+            init_producer_id::handle(&header, &frame[body_offset..], &shard).await
         }
         other => Response::Close(format!("{other:?} has no handler")),
     }
