@@ -114,6 +114,14 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
         )?;
         cluster_id.get_or_insert(id);
     }
+    // The shards bind with SO_REUSEPORT, which would let a second broker
+    // process share the port and split the clients between them. A plain
+    // bind first fails if anyone listens there.
+    let addr = config.listeners[0].socket_addr()?;
+    drop(
+        std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("listeners: cannot listen on {addr}: {e}"))?,
+    );
     let metadata = Metadata::open(&config.log_dirs[0].join("__cluster_metadata"))
         .map_err(|e| e.to_string())?;
     crate::server::handlers::fetch::set_zero_copy(config.fetch_zero_copy);

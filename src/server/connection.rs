@@ -72,11 +72,17 @@ async fn read_loop(
             if pipeline.writer_failed.get() {
                 return Ok(());
             }
-            let received = rt::time::timeout(
-                idle,
-                stream.recv_bytes(std::mem::take(&mut buf), RECV_BYTES),
-            )
-            .await;
+            // Ask for the rest of the frame announced by its size prefix in
+            // one receive (a 1 MiB produce is not read 64 KiB at a time).
+            let want = match buf.get(..4) {
+                Some(p) => {
+                    let declared = i32::from_be_bytes([p[0], p[1], p[2], p[3]]).max(0) as usize;
+                    (declared + 4).saturating_sub(buf.len()).max(RECV_BYTES)
+                }
+                None => RECV_BYTES,
+            };
+            let received =
+                rt::time::timeout(idle, stream.recv_bytes(std::mem::take(&mut buf), want)).await;
             let (result, back) = match received {
                 Ok(pair) => pair,
                 Err(_) => {

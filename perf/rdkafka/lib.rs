@@ -1,0 +1,1 @@
+// Placeholder crate root: this manifest only pins rdkafka-sys for its source.
