@@ -257,6 +257,22 @@ impl Client {
         Ok(version)
     }
 
+    /// Like [`Client::version`], at most `cap`: for requests whose later
+    /// versions need fields the caller does not fill (Produce v13 and
+    /// Fetch v13 name topics by id only).
+    pub fn version_at_most<T: Request>(&self, cap: i16) -> Result<i16, ClientError> {
+        let version = self.version::<T>()?;
+        let &(min, _) = self.versions.get(&T::KEY).expect("checked by version");
+        if cap < min.max(T::VERSIONS.min) {
+            return Err(ClientError::Unsupported {
+                addr: self.addr.clone(),
+                api: ApiKey::from_key(T::KEY).expect("checked by version"),
+                detail: format!("broker needs v{min} or later, this tool sends up to v{cap}"),
+            });
+        }
+        Ok(version.min(cap))
+    }
+
     /// Sends `request` in the highest common version and waits for the
     /// answer.
     pub fn send<T: Request>(&mut self, request: &T) -> Result<T::Response, ClientError> {

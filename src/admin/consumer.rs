@@ -40,6 +40,8 @@ const LATEST_TIMESTAMP: i64 = -1;
 /// The largest per-partition fetch size a partial batch may grow the
 /// request to.
 const PARTITION_FETCH_BYTES_MAX: i32 = 64 * 1024 * 1024;
+/// Fetch v13 names topics by id; requests here carry names.
+const FETCH_VERSION_MAX: i16 = 12;
 
 #[derive(Args, Debug, Clone)]
 pub struct ConsumerArgs {
@@ -543,7 +545,10 @@ impl Consumer {
         max_wait_ms: i32,
     ) -> Result<bool, Stop> {
         let request = self.fetch_request(leader, max_wait_ms);
-        let response = match self.leaders.node(leader).and_then(|c| c.send(&request)) {
+        let response = match self.leaders.node(leader).and_then(|c| {
+            let version = c.version_at_most::<FetchRequest>(FETCH_VERSION_MAX)?;
+            c.roundtrip(version, &request)
+        }) {
             Ok(r) => r,
             Err(e @ (ClientError::Io { .. } | ClientError::Closed { .. })) => {
                 eprintln!("WARN: {e}; reconnecting");

@@ -31,6 +31,8 @@ use super::props::Props;
 
 /// Lines read ahead of the sender; the reader blocks when it is full.
 const LINES_QUEUED_MAX: usize = 1024;
+/// Produce v13 names topics by id; requests here carry names.
+const PRODUCE_VERSION_MAX: i16 = 12;
 
 #[derive(Args, Debug, Clone)]
 pub struct ProducerArgs {
@@ -567,7 +569,7 @@ impl Sender {
         };
         let acks = self.config.acks;
         let result = self.leaders.node(leader).and_then(|c: &mut Client| {
-            let version = c.version::<ProduceRequest>()?;
+            let version = c.version_at_most::<ProduceRequest>(PRODUCE_VERSION_MAX)?;
             if acks == 0 {
                 c.send_only(version, &request).map(|()| None)
             } else {
