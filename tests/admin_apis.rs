@@ -908,6 +908,20 @@ fn alter_configs_replace_and_incremental_changes_show_in_describe() {
     let r = c.alter(2, 3, "x", &[], false);
     assert_eq!(r.0, INVALID_REQUEST, "{r:?}");
 
+    // List items are stored without blanks (the topic table is
+    // space-separated), so a restart reads them back.
+    let r = c.incremental(
+        1,
+        TOPIC,
+        "tuned",
+        &[("cleanup.policy", SET, Some("compact, delete"))],
+    );
+    assert_eq!(r.0, NONE, "{r:?}");
+    assert_eq!(
+        source_and_value(&mut c, "cleanup.policy").1.as_deref(),
+        Some("compact,delete")
+    );
+
     // Overrides persist across a restart.
     let mut broker = broker;
     broker.restart();
@@ -915,6 +929,24 @@ fn alter_configs_replace_and_incremental_changes_show_in_describe() {
     assert_eq!(
         source_and_value(&mut c, "segment.bytes"),
         (SOURCE_DYNAMIC_TOPIC, Some("2097152".into()))
+    );
+    assert_eq!(
+        source_and_value(&mut c, "cleanup.policy"),
+        (SOURCE_DYNAMIC_TOPIC, Some("compact,delete".into()))
+    );
+    let r = c.alter(
+        2,
+        TOPIC,
+        "tuned",
+        &[("cleanup.policy", Some("delete ,compact"))],
+        false,
+    );
+    assert_eq!(r.0, NONE, "{r:?}");
+    broker.restart();
+    let mut c = broker.client();
+    assert_eq!(
+        source_and_value(&mut c, "cleanup.policy").1.as_deref(),
+        Some("delete,compact")
     );
 }
 

@@ -16,7 +16,7 @@ use ringtail_protocol::messages::kafka_protocol::messages::{
 use ringtail_protocol::messages::kafka_protocol::protocol::StrBytes;
 use ringtail_protocol::ErrorCode;
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{is_list, RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{decode, meta_error_code, respond, str_bytes};
 use crate::metadata::{validate_topic_config, MetaError};
 use crate::server::{Header, Response};
@@ -70,6 +70,22 @@ pub fn duplicate_resource_refusal(name: &str) -> Refusal {
         ErrorCode::InvalidRequest,
         format!("resource {name:?} appears more than once in the request"),
     )
+}
+
+/// `value` as stored: a list-valued key's items without the spaces
+/// around them (`compact, delete` is `compact,delete`), so what is stored
+/// has one spelling and no blanks, which the topic table's
+/// space-separated lines cannot hold.
+pub fn normalized(key: &str, value: &str) -> String {
+    if is_list(key) {
+        value
+            .split(',')
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        value.to_string()
+    }
 }
 
 /// Sets (`Some`) or removes (`None`) topic overrides; with `replace_all`
@@ -140,9 +156,10 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
                             .configs
                             .iter()
                             .filter_map(|c| {
-                                c.value
-                                    .as_ref()
-                                    .map(|v| (c.name.to_string(), Some(v.to_string())))
+                                c.value.as_ref().map(|v| {
+                                    let key = c.name.as_str();
+                                    (key.to_string(), Some(normalized(key, v.as_str())))
+                                })
                             })
                             .collect();
                         apply_topic_changes(shard, name, &changes, true, request.validate_only)

@@ -16,7 +16,7 @@ use ringtail_protocol::ErrorCode;
 
 use super::alter_configs::{
     answer, apply_topic_changes, check_resource, check_unique_keys, duplicate_resource_refusal,
-    duplicate_resources, Refusal,
+    duplicate_resources, normalized, Refusal,
 };
 use super::decode;
 use super::describe_configs::{is_list, topic_value};
@@ -125,7 +125,7 @@ fn change(
             .unwrap_or_default()
     };
     let new = match operation {
-        SET => Some(needs_value()?.to_string()),
+        SET => Some(normalized(key, needs_value()?)),
         DELETE => None,
         APPEND => {
             list_only("APPEND")?;
@@ -198,6 +198,10 @@ mod tests {
         );
         assert_eq!(set(&both, DELETE, None), Ok(None));
         assert_eq!(set(&both, SET, Some("delete")), Ok(Some("delete".into())));
+        assert_eq!(
+            set(&both, SET, Some(" compact , delete")),
+            Ok(Some("compact,delete".into()))
+        );
         assert_eq!(
             set(&both, SET, None).map_err(|e| e.0),
             Err(ErrorCode::InvalidRequest)
