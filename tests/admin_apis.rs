@@ -136,7 +136,23 @@ impl Broker {
         self.dir.join("broker.log")
     }
 
+    /// Starts the broker; a port taken since `free_port` chose it gets
+    /// another try on a new port.
     fn spawn(&mut self) {
+        for _ in 0..3 {
+            self.spawn_once();
+            if self.wait_ready() {
+                return;
+            }
+            self.port = free_port();
+        }
+        panic!(
+            "the broker could not listen on three ports:\n{}",
+            self.log()
+        );
+    }
+
+    fn spawn_once(&mut self) {
         assert!(self.child.is_none());
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -165,20 +181,25 @@ impl Broker {
             .spawn()
             .expect("start the broker");
         self.child = Some(child);
-        self.wait_ready();
     }
 
-    fn wait_ready(&mut self) {
+    /// Whether the broker listens; false when it exited because its port
+    /// was taken.
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+                return true;
             }
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
+                self.child = None;
+                if self.log().contains("cannot listen") {
+                    return false;
+                }
                 panic!("the broker exited with {status}:\n{}", self.log());
             }
             assert!(
@@ -1066,6 +1087,8 @@ fn init_producer_id_hands_out_unique_ids_and_bumps_epochs() {
     let r = c.init_producer_id(5, None, Some((id, -1)));
     assert_eq!(r.error_code, INVALID_REQUEST, "{r:?}");
     let r = c.init_producer_id(5, None, Some((-1, 3)));
+    assert_eq!(r.error_code, INVALID_REQUEST, "{r:?}");
+    let r = c.init_producer_id(5, Some(""), None);
     assert_eq!(r.error_code, INVALID_REQUEST, "{r:?}");
     for version in [0, 5] {
         let r = c.init_producer_id(version, Some("orders-tx"), None);
