@@ -56,8 +56,8 @@ pub fn check_unique_keys<'a>(keys: impl Iterator<Item = &'a str>) -> Result<(), 
     Ok(())
 }
 
-/// Indexes of resources named more than once in a request (all of them are
-/// refused, as Kafka does).
+/// The (type, name) of resources named more than once in a request: every
+/// entry of such a resource is refused, as Kafka does.
 pub fn duplicate_resources<'a>(
     resources: impl Iterator<Item = (i8, &'a str)>,
 ) -> BTreeSet<(i8, &'a str)> {
