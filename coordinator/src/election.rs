@@ -96,8 +96,11 @@ impl Election {
     fn on_looking(&mut self, ctx: &mut Context<'_>, from: NodeId, n: &Notification, effect: &mut Effect) {
         if n.election_epoch < *ctx.logical_clock {
             // The sender is behind: tell it where we are (the receiver
-            // thread of ZooKeeper's FLE does the same).
-            effect.reply = true;
+            // thread of ZooKeeper's FLE does the same). Only a voter
+            // answers: a voter answers every observer notification, so an
+            // observer answering back would ping-pong forever (the
+            // simulator found that storm).
+            effect.reply = ctx.is_voter(ctx.me);
             return;
         }
         if n.election_epoch > *ctx.logical_clock {

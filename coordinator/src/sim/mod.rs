@@ -663,6 +663,16 @@ impl Sim {
             return Err(format!("message to unknown peer {to:?}"));
         };
         self.stats.messages += 1;
+        if self.trace && self.stats.steps > STEPS_MAX - 200 {
+            let what = match &msg {
+                Message::Notification(n) => format!("{n:?}"),
+                Message::Zab { link, seq, body, .. } => {
+                    let text = format!("{body:?}");
+                    format!("zab {link:?} seq {seq} {}", &text[..text.len().min(80)])
+                }
+            };
+            eprintln!("{:>7} ms {from} -> {to} {what}", self.now_ms);
+        }
         let bytes = encode_message(&msg);
         let faults = if self.chaos {
             self.opts.faults.clone()
