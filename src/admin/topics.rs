@@ -19,13 +19,15 @@ use ringtail_protocol::messages::kafka_protocol::messages::{
 use ringtail_protocol::messages::kafka_protocol::protocol::StrBytes;
 use ringtail_protocol::ErrorCode;
 
-use super::client::{self, Client, ClientError, TopicInfo};
+use super::client::{self, Client, ClientError, PartitionInfo, TopicInfo};
 
 /// How long the broker may take over a create, alter or delete
 /// (kafka-topics.sh's default).
 const TIMEOUT_MS: i32 = 30_000;
 /// DescribeConfigs' resource type for topics.
 const RESOURCE_TOPIC: i8 = 2;
+/// DescribeConfigs' source for a topic's own override.
+const SOURCE_DYNAMIC_TOPIC_CONFIG: i8 = 1;
 /// DescribeConfigs' source for a config nobody set (Kafka leaves these out
 /// of `--describe`).
 const SOURCE_DEFAULT_CONFIG: i8 = 5;
@@ -78,6 +80,16 @@ pub struct TopicsArgs {
     /// With --list or --describe: leave internal topics out.
     #[arg(long)]
     pub exclude_internal: bool,
+    /// With --describe: only topics with their own config overrides.
+    #[arg(long)]
+    pub topics_with_overrides: bool,
+    /// With --describe: only partitions whose ISR is smaller than their
+    /// replica set.
+    #[arg(long)]
+    pub under_replicated_partitions: bool,
+    /// With --describe: only partitions without a leader.
+    #[arg(long)]
+    pub unavailable_partitions: bool,
 }
 
 /// Why a topic command failed, as kafka-topics.sh words it.
@@ -143,6 +155,13 @@ fn check_args(args: &TopicsArgs) -> Outcome {
     }
     if !args.create && !args.alter && args.partitions.is_some() {
         return fail("--partitions is only valid with --create and --alter");
+    }
+    if (args.topics_with_overrides
+        || args.under_replicated_partitions
+        || args.unavailable_partitions)
+        && !args.describe
+    {
+        return fail("--topics-with-overrides, --under-replicated-partitions and --unavailable-partitions are only valid with --describe");
     }
     if args.if_not_exists && !args.create {
         return fail("--if-not-exists is only valid with --create");
@@ -254,13 +273,53 @@ fn does_not_exist(name: &str) -> CommandError {
     CommandError(format!("Topic '{name}' does not exist as expected"))
 }
 
+/// Which parts `--describe` prints, by Kafka's report flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Report {
+    pub topics_with_overrides: bool,
+    pub under_replicated: bool,
+    pub unavailable: bool,
+}
+
+impl Report {
+    fn of(args: &TopicsArgs) -> Report {
+        Report {
+            topics_with_overrides: args.topics_with_overrides,
+            under_replicated: args.under_replicated_partitions,
+            unavailable: args.unavailable_partitions,
+        }
+    }
+
+    /// Kafka prints the topic line unless a partition report is asked
+    /// for; with --topics-with-overrides only for overridden topics.
+    fn topic_line(&self, has_overrides: bool) -> bool {
+        !self.under_replicated
+            && !self.unavailable
+            && (!self.topics_with_overrides || has_overrides)
+    }
+
+    /// Partition lines: all of them, none with --topics-with-overrides,
+    /// or those matching a partition report.
+    fn partition_line(&self, p: &PartitionInfo) -> bool {
+        if self.topics_with_overrides {
+            return false;
+        }
+        if !self.under_replicated && !self.unavailable {
+            return true;
+        }
+        (self.under_replicated && p.isr.len() < p.replicas.len())
+            || (self.unavailable && p.leader < 0)
+    }
+}
+
 fn describe(client: &mut Client, args: &TopicsArgs) -> Outcome {
     let found = filtered(args, topics(client, args.topic.as_deref())?);
     if let (Some(name), true) = (args.topic.as_deref(), found.is_empty()) {
         return Err(does_not_exist(name));
     }
+    let report = Report::of(args);
     // A broker that advertises DescribeConfigs but closes the connection
-    // on it (no handler yet) gets asked once; the topics still print.
+    // on it (no handler) gets asked once; the topics still print.
     let mut configs_work = client.supports(ringtail_protocol::ApiKey::DescribeConfigs);
     for topic in &found {
         let configs = if configs_work {
@@ -269,27 +328,35 @@ fn describe(client: &mut Client, args: &TopicsArgs) -> Outcome {
                 Err(ClientError::Closed { .. }) | Err(ClientError::Unsupported { .. }) => {
                     configs_work = false;
                     *client = Client::bootstrap(&args.bootstrap_server, "ringtail-topics")?;
-                    String::new()
+                    Vec::new()
                 }
                 Err(e) => return Err(CommandError(format!("topic '{}': {e}", topic.name))),
             }
         } else {
-            String::new()
+            Vec::new()
         };
-        print!("{}", describe_text(topic, &configs));
+        print!("{}", describe_text(topic, &configs, report));
     }
     Ok(())
 }
 
-/// The overridden configs of a topic as `k=v,k=v`, in the broker's order.
-fn topic_configs(client: &mut Client, name: &str) -> Result<String, ClientError> {
+/// One entry of a topic's DescribeConfigs answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: i8,
+}
+
+/// The configs of a topic that are not defaults, in the broker's order.
+fn topic_configs(client: &mut Client, name: &str) -> Result<Vec<ConfigEntry>, ClientError> {
     let request =
         DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
             .with_resource_type(RESOURCE_TOPIC)
             .with_resource_name(str_bytes(name))
             .with_configuration_keys(None)]);
     let response = client.send(&request)?;
-    let mut pairs = Vec::new();
+    let mut entries = Vec::new();
     for result in &response.results {
         if let Some(e) = ClientError::from_code(result.error_code, result.error_message.as_ref()) {
             return Err(e);
@@ -298,11 +365,14 @@ fn topic_configs(client: &mut Client, name: &str) -> Result<String, ClientError>
             if c.config_source == SOURCE_DEFAULT_CONFIG {
                 continue;
             }
-            let value = c.value.as_ref().map_or("null", |v| v.as_str());
-            pairs.push(format!("{}={value}", c.name));
+            entries.push(ConfigEntry {
+                name: c.name.to_string(),
+                value: c.value.as_ref().map(|v| v.to_string()),
+                source: c.config_source,
+            });
         }
     }
-    Ok(pairs.join(","))
+    Ok(entries)
 }
 
 fn node_list(nodes: &[i32]) -> String {
@@ -314,18 +384,28 @@ fn node_list(nodes: &[i32]) -> String {
 }
 
 /// Kafka's `--describe` text for one topic: a summary line, then one
-/// tab-indented line per partition.
-pub fn describe_text(topic: &TopicInfo, configs: &str) -> String {
-    let replication = topic.partitions.first().map_or(0, |p| p.replicas.len());
-    let mut out = format!(
-        "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}\n",
-        topic.name,
-        client::topic_id_string(&topic.id),
-        topic.partitions.len(),
-        replication,
-        configs
-    );
-    for p in &topic.partitions {
+/// tab-indented line per partition, each as `report` selects.
+pub fn describe_text(topic: &TopicInfo, configs: &[ConfigEntry], report: Report) -> String {
+    let mut out = String::new();
+    let has_overrides = configs
+        .iter()
+        .any(|c| c.source == SOURCE_DYNAMIC_TOPIC_CONFIG);
+    if report.topic_line(has_overrides) {
+        let replication = topic.partitions.first().map_or(0, |p| p.replicas.len());
+        let configs: Vec<String> = configs
+            .iter()
+            .map(|c| format!("{}={}", c.name, c.value.as_deref().unwrap_or("null")))
+            .collect();
+        out.push_str(&format!(
+            "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}\n",
+            topic.name,
+            client::topic_id_string(&topic.id),
+            topic.partitions.len(),
+            replication,
+            configs.join(",")
+        ));
+    }
+    for p in topic.partitions.iter().filter(|p| report.partition_line(p)) {
         let leader = if p.leader < 0 {
             "none".to_owned()
         } else {
@@ -404,11 +484,9 @@ fn delete(client: &mut Client, args: &TopicsArgs) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::client::PartitionInfo;
 
-    #[test]
-    fn describe_matches_kafkas_layout() {
-        let topic = TopicInfo {
+    fn sample() -> TopicInfo {
+        TopicInfo {
             name: "orders".into(),
             id: [0; 16],
             is_internal: false,
@@ -418,16 +496,58 @@ mod tests {
                     error_code: 0,
                     leader: if index == 0 { 0 } else { -1 },
                     replicas: vec![0, 1],
-                    isr: vec![0],
+                    isr: if index == 0 { vec![0, 1] } else { vec![0] },
                 })
                 .collect(),
-        };
+        }
+    }
+
+    fn entry(name: &str, value: &str, source: i8) -> ConfigEntry {
+        ConfigEntry {
+            name: name.into(),
+            value: Some(value.into()),
+            source,
+        }
+    }
+
+    #[test]
+    fn describe_matches_kafkas_layout() {
+        let configs = [
+            entry("cleanup.policy", "compact", SOURCE_DYNAMIC_TOPIC_CONFIG),
+            entry("segment.bytes", "1048576", 4),
+        ];
         assert_eq!(
-            describe_text(&topic, "cleanup.policy=compact"),
-            "Topic: orders\tTopicId: AAAAAAAAAAAAAAAAAAAAAA\tPartitionCount: 2\tReplicationFactor: 2\tConfigs: cleanup.policy=compact\n\
-             \tTopic: orders\tPartition: 0\tLeader: 0\tReplicas: 0,1\tIsr: 0\n\
+            describe_text(&sample(), &configs, Report::default()),
+            "Topic: orders\tTopicId: AAAAAAAAAAAAAAAAAAAAAA\tPartitionCount: 2\tReplicationFactor: 2\tConfigs: cleanup.policy=compact,segment.bytes=1048576\n\
+             \tTopic: orders\tPartition: 0\tLeader: 0\tReplicas: 0,1\tIsr: 0,1\n\
              \tTopic: orders\tPartition: 1\tLeader: none\tReplicas: 0,1\tIsr: 0\n"
         );
+    }
+
+    #[test]
+    fn describe_reports_select_like_kafka() {
+        let under = Report {
+            under_replicated: true,
+            ..Report::default()
+        };
+        assert_eq!(
+            describe_text(&sample(), &[], under),
+            "\tTopic: orders\tPartition: 1\tLeader: none\tReplicas: 0,1\tIsr: 0\n"
+        );
+        let overrides = Report {
+            topics_with_overrides: true,
+            ..Report::default()
+        };
+        assert_eq!(
+            describe_text(&sample(), &[entry("segment.bytes", "1", 4)], overrides),
+            ""
+        );
+        let text = describe_text(
+            &sample(),
+            &[entry("retention.ms", "1", SOURCE_DYNAMIC_TOPIC_CONFIG)],
+            overrides,
+        );
+        assert_eq!(text.lines().count(), 1, "{text}");
     }
 
     #[test]
