@@ -580,6 +580,20 @@ impl Sim {
             }
             Output::Deliver { txn, result: _ } => {
                 self.checker.deliver(id, &txn, leading)?;
+                if txn.txn == crate::txn::Txn::CloseSession {
+                    // Ephemerals vanish exactly with their session. (The
+                    // tree is checked after the whole step; a later txn of
+                    // the same step cannot recreate them: the session is gone.)
+                    let tree = self.peer(i).map(|p| p.tree());
+                    if tree.is_some_and(|t| {
+                        t.session(txn.session).is_some() || t.ephemerals_of(txn.session).next().is_some()
+                    }) {
+                        return Err(format!(
+                            "{id:?} closed {:?} but it or its ephemerals remain",
+                            txn.session
+                        ));
+                    }
+                }
                 self.stats.committed = self.checker.committed_len() as u64;
                 if txn.txn == crate::txn::Txn::CloseSession && leading {
                     self.stats.session_expiries += 1;
