@@ -11,15 +11,32 @@ log() { printf '\n== %s\n' "$*"; }
 apt_needs=(
   "mount:mount"        # the full-disk test mounts a 2 MiB tmpfs
   "python3:python3"
+  "kcat:kcat"          # tests/clients/kcat.sh (librdkafka 2.0 from Debian)
 )
 missing=()
 for pair in "${apt_needs[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
+# Debian's python3 makes virtualenvs only with python3-venv (ensurepip).
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=("python3-venv")
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Third-party Kafka clients for tests/clients.rs, each installed only when
+# its pinned set is not already there (a stamp copy of the pin file).
+if ! cmp -s tests/clients/requirements.txt .venv/ringtail-requirements.txt; then
+  log "installing Python clients into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/clients/requirements.txt
+  cp tests/clients/requirements.txt .venv/ringtail-requirements.txt
+fi
+if ! cmp -s tests/clients/package.json tests/clients/node_modules/ringtail-package.json; then
+  log "installing kafkajs into tests/clients/node_modules"
+  npm install --prefix tests/clients --no-audit --no-fund --loglevel=error >/dev/null
+  cp tests/clients/package.json tests/clients/node_modules/ringtail-package.json
 fi
 
 log "cargo fmt --check"

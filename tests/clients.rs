@@ -1,0 +1,298 @@
+//! Real third-party Kafka clients against a real broker process.
+//!
+//! Each test starts `ringtail broker` on a free loopback port, runs one
+//! client script from tests/clients/ (create topics, produce keyed and
+//! unkeyed messages with every codec, read them back by assignment and
+//! check content and per-partition order), checks on disk that each
+//! topic's batches carry the codec the client used (the broker stores them
+//! as sent), restarts the broker with SIGTERM, reads everything again and
+//! compares the digest of what was read, and finally runs
+//! `ringtail log verify` on every partition.
+//!
+//! The clients are installed by tests/run-all.sh (kcat from Debian, the
+//! Python clients in `.venv`, kafkajs in tests/clients/node_modules). A
+//! missing client fails its test with that advice; it never passes
+//! silently.
+
+#[path = "clients/harness.rs"]
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use harness::{run_with_timeout, temp_dir, Broker};
+use ringtail_protocol::batch::{batches, Compression};
+
+const CODECS: [(&str, Compression); 5] = [
+    ("none", Compression::None),
+    ("gzip", Compression::Gzip),
+    ("snappy", Compression::Snappy),
+    ("lz4", Compression::Lz4),
+    ("zstd", Compression::Zstd),
+];
+/// Partitions per topic and messages per topic, as in tests/clients/common.py.
+const PARTITIONS: i32 = 3;
+const MESSAGES_PER_TOPIC: usize = 300;
+/// One client run: five topics produced and read, or read again.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn clients_dir() -> PathBuf {
+    repo().join("tests/clients")
+}
+
+const INSTALL_HINT: &str = "run tests/run-all.sh, which installs the test clients \
+     (kcat via apt, confluent-kafka and kafka-python into .venv, kafkajs into tests/clients/node_modules)";
+
+/// The interpreter for the Python clients: the project's `.venv` when it
+/// exists, else `python3` from PATH.
+fn python() -> PathBuf {
+    let venv = repo().join(".venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// A client: how to run its script, and how to check it is installed.
+struct Client {
+    name: &'static str,
+    program: PathBuf,
+    script: &'static str,
+    probe: Vec<String>,
+}
+
+impl Client {
+    fn confluent() -> Client {
+        Client {
+            name: "confluent-kafka",
+            program: python(),
+            script: "confluent_client.py",
+            probe: vec!["-c".into(), "import confluent_kafka".into()],
+        }
+    }
+
+    fn kafka_python() -> Client {
+        Client {
+            name: "kafka-python",
+            program: python(),
+            script: "kafka_python_client.py",
+            probe: vec![
+                "-c".into(),
+                "import kafka, lz4, snappy, zstandard; assert kafka.__version__ >= '3'".into(),
+            ],
+        }
+    }
+
+    fn kafkajs() -> Client {
+        Client {
+            name: "kafkajs",
+            program: PathBuf::from("node"),
+            script: "kafkajs.js",
+            probe: vec![
+                "-e".into(),
+                "for (const m of ['kafkajs', 'kafkajs-snappy', 'lz4js', '@bokuweb/zstd-wasm']) require(m)"
+                    .into(),
+            ],
+        }
+    }
+
+    fn kcat() -> Client {
+        Client {
+            name: "kcat",
+            program: PathBuf::from("bash"),
+            script: "kcat.sh",
+            probe: vec!["-c".into(), "kcat -V".into()],
+        }
+    }
+
+    /// Fails the test (never skips it) when the client is not installed.
+    fn require_installed(&self) {
+        let out = Command::new(&self.program)
+            .args(&self.probe)
+            .current_dir(clients_dir())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!(
+                "{} is not installed ({} {:?} failed: {}): {INSTALL_HINT}",
+                self.name,
+                self.program.display(),
+                self.probe,
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => panic!(
+                "{} is not installed ({} cannot run: {e}): {INSTALL_HINT}",
+                self.name,
+                self.program.display()
+            ),
+        }
+    }
+
+    /// Runs the script; returns its stdout, or fails the test with all it
+    /// printed and the broker's log.
+    fn run(&self, broker: &Broker, prefix: &str, mode: &str, scratch: &Path) -> String {
+        let mut command = Command::new(&self.program);
+        command
+            .arg(clients_dir().join(self.script))
+            .args([&broker.bootstrap(), prefix, mode])
+            .current_dir(clients_dir())
+            .env("KAFKAJS_NO_PARTITIONER_WARNING", "1");
+        let out = run_with_timeout(&mut command, CLIENT_TIMEOUT, scratch);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "{} {mode} failed ({}):\n---- stdout ----\n{stdout}\n---- stderr ----\n{stderr}\n{}",
+            self.name,
+            out.status,
+            broker.log()
+        );
+        stdout
+    }
+}
+
+fn digest(name: &str, stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("DIGEST "))
+        .unwrap_or_else(|| panic!("{name} printed no DIGEST line:\n{stdout}"))
+        .to_string()
+}
+
+/// Reads every batch the broker stored for `topic` and checks that each
+/// carries `codec` (clients batch several records, and the broker must
+/// keep the client's compression) and that they hold all the records.
+fn check_stored_codec(broker: &Broker, topic: &str, codec: Compression) {
+    let mut records = 0usize;
+    let mut batch_count = 0usize;
+    for p in 0..PARTITIONS {
+        let dir = broker.partition_dir(topic, p);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        files.sort();
+        for file in files {
+            let bytes = std::fs::read(&file).expect("read segment");
+            for batch in batches(&bytes) {
+                let batch = batch.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                assert!(
+                    batch.is_crc_valid(),
+                    "{}: stored batch fails its CRC",
+                    file.display()
+                );
+                assert_eq!(
+                    batch.compression(),
+                    Some(codec),
+                    "{}: batch at offset {} is stored with {:?}, the client sent {codec:?}",
+                    file.display(),
+                    batch.base_offset().0,
+                    batch.compression()
+                );
+                records += usize::try_from(batch.record_count()).expect("count >= 0");
+                batch_count += 1;
+            }
+        }
+    }
+    assert_eq!(records, MESSAGES_PER_TOPIC, "{topic}: records stored");
+    assert!(
+        batch_count < records,
+        "{topic}: {batch_count} batches for {records} records: the client never batched, so its codec was hardly exercised"
+    );
+}
+
+/// The whole scenario for one client.
+fn exercise(client: Client, prefix: &str, check_codecs: bool) {
+    client.require_installed();
+    let scratch = temp_dir(&format!("{prefix}-scratch"));
+    let mut broker = Broker::start(
+        prefix,
+        // kcat can only create topics through auto-creation.
+        &["num.partitions=3", "auto.create.topics.enable=true"],
+    );
+    let first = client.run(&broker, prefix, "produce", &scratch);
+    eprint!("{}", first);
+    if check_codecs {
+        for (name, codec) in CODECS {
+            check_stored_codec(&broker, &format!("{prefix}-{name}"), codec);
+        }
+    }
+
+    broker.restart();
+    let second = client.run(&broker, prefix, "verify", &scratch);
+    assert_eq!(
+        digest(client.name, &first),
+        digest(client.name, &second),
+        "{}: what was read after a restart differs from what was read before",
+        client.name
+    );
+
+    broker.stop();
+    for (name, _) in CODECS {
+        for p in 0..PARTITIONS {
+            broker.verify_partition(&format!("{prefix}-{name}"), p);
+        }
+    }
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
+/// Every client reads the topics each other client produced: codec
+/// implementations differ (librdkafka's C codecs, Python's modules,
+/// kafkajs' pure-JS and WASM ones), and the broker stores batches as sent,
+/// so each reader sees the other producers' bytes.
+#[test]
+fn clients_read_each_others_data() {
+    let clients = [
+        (Client::confluent(), "x-confluent"),
+        (Client::kafka_python(), "x-kafkapython"),
+        (Client::kafkajs(), "x-kafkajs"),
+        (Client::kcat(), "x-kcat"),
+    ];
+    for (client, _) in &clients {
+        client.require_installed();
+    }
+    let scratch = temp_dir("cross-scratch");
+    let mut broker = Broker::start("cross", &["num.partitions=3"]);
+    for (client, prefix) in &clients {
+        client.run(&broker, prefix, "produce", &scratch);
+    }
+    for (reader, own) in &clients {
+        for (_, prefix) in clients.iter().filter(|(_, p)| p != own) {
+            let out = reader.run(&broker, prefix, "read", &scratch);
+            eprintln!(
+                "{} read {prefix}: {}",
+                reader.name,
+                digest(reader.name, &out)
+            );
+        }
+    }
+    broker.stop();
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
+#[test]
+fn confluent_kafka_python() {
+    exercise(Client::confluent(), "confluent", true);
+}
+
+#[test]
+fn kafka_python() {
+    exercise(Client::kafka_python(), "kafkapython", true);
+}
+
+#[test]
+fn kafkajs() {
+    exercise(Client::kafkajs(), "kafkajs", true);
+}
+
+#[test]
+fn kcat() {
+    exercise(Client::kcat(), "kcat", true);
+}

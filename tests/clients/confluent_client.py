@@ -1,0 +1,151 @@
+"""confluent-kafka-python (librdkafka) against Ringtail.
+
+Usage: confluent_client.py BOOTSTRAP TOPIC_PREFIX produce|verify|read
+
+produce: creates one topic per codec with the admin API, sends the
+messages of common.py with that codec, then reads them back by assignment
+(no consumer group: Ringtail has no group coordinator yet) and checks them.
+verify: only reads and checks; read: the same for topics another client
+produced (see common.parse_args). All print the digest of what was read.
+"""
+
+import sys
+import time
+
+try:
+    import confluent_kafka
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+except ImportError as e:
+    print(f"FAIL: {e}: run tests/run-all.sh to install the clients into .venv", file=sys.stderr)
+    sys.exit(2)
+
+import common
+
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+TIMEOUT_S = 30
+
+
+def create_topics(bootstrap, prefix):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [
+        NewTopic(common.topic_name(prefix, c), common.PARTITIONS, 1) for c in CODECS
+    ]
+    for topic, future in admin.create_topics(topics, request_timeout=15).items():
+        try:
+            future.result(timeout=20)
+        except Exception as e:  # noqa: BLE001 - report whatever the client raised
+            common.fail(f"create_topics {topic}: {e}")
+    # The metadata must show the partitions before producing by key.
+    deadline = time.time() + TIMEOUT_S
+    names = {t.topic for t in topics}
+    while True:
+        md = admin.list_topics(timeout=10)
+        ready = {
+            n for n in names if n in md.topics and len(md.topics[n].partitions) == common.PARTITIONS
+        }
+        if ready == names:
+            return
+        if time.time() > deadline:
+            common.fail(f"topics {sorted(names - ready)} not in metadata after create")
+        time.sleep(0.2)
+
+
+def produce(bootstrap, prefix, codec):
+    errors = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(f"{msg.topic()}: {err}")
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "compression.type": codec,
+            "linger.ms": 20,
+            "acks": "all",
+        }
+    )
+    topic = common.topic_name(prefix, codec)
+    for m in common.expected(prefix, codec, with_headers=True):
+        producer.produce(
+            topic, key=m.key, value=m.value, headers=list(m.headers), on_delivery=on_delivery
+        )
+        producer.poll(0)
+    left = producer.flush(TIMEOUT_S)
+    if left:
+        common.fail(f"{topic}: {left} messages not delivered within {TIMEOUT_S} s")
+    if errors:
+        common.fail(f"{topic}: delivery failed: {errors[:5]}")
+
+
+def consume(bootstrap, topic):
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            # librdkafka insists on a group id, but assign() with no
+            # commits never talks to a group coordinator.
+            "group.id": "ringtail-assign-only",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+        }
+    )
+    end = {}
+    for p in range(common.PARTITIONS):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        if low != 0:
+            common.fail(f"{topic}-{p}: log start offset {low}, expected 0")
+        end[p] = high
+    consumer.assign(
+        [TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in range(common.PARTITIONS)]
+    )
+    consumed = {p: [] for p in end}
+    done = {p for p, high in end.items() if high == 0}
+    deadline = time.time() + TIMEOUT_S
+    while len(done) < len(end):
+        if time.time() > deadline:
+            got = {p: len(v) for p, v in consumed.items()}
+            common.fail(f"{topic}: read {got} of end offsets {end} within {TIMEOUT_S} s")
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            if msg.error().code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                if msg.offset() >= end[msg.partition()]:
+                    done.add(msg.partition())
+                continue
+            common.fail(f"{topic}: consume error {msg.error()}")
+        headers = tuple((k, v) for k, v in (msg.headers() or []))
+        consumed[msg.partition()].append((msg.offset(), msg.key(), msg.value(), headers))
+        if msg.offset() + 1 >= end[msg.partition()]:
+            done.add(msg.partition())
+    consumer.close()
+    return end, consumed
+
+
+def main():
+    bootstrap, prefix, mode = common.parse_args(sys.argv)
+    print(f"confluent-kafka {confluent_kafka.__version__}, librdkafka {confluent_kafka.libversion()[0]}", flush=True)
+    if mode == "produce":
+        create_topics(bootstrap, prefix)
+        for codec in CODECS:
+            produce(bootstrap, prefix, codec)
+    lines = []
+    for codec in CODECS:
+        topic = common.topic_name(prefix, codec)
+        end, consumed = consume(bootstrap, topic)
+        common.check_topic(
+            topic,
+            common.expected(prefix, codec, with_headers=True),
+            end,
+            consumed,
+            foreign=mode == "read",
+        )
+        lines.extend(common.digest_lines(topic, consumed))
+        print(f"{topic}: {sum(end.values())} messages in order, end offsets {end}")
+    common.print_digest(lines)
+
+
+if __name__ == "__main__":
+    main()
