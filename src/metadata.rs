@@ -17,6 +17,10 @@ use thiserror::Error;
 
 pub type TopicId = [u8; 16];
 
+/// Partitions one topic may have: a typo like `--partitions 2147483647`
+/// must not make the broker try to open that many logs.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicMeta {
     pub name: String,
@@ -225,6 +229,11 @@ impl Metadata {
                 "number of partitions must be at least 1, got {partitions}"
             )));
         }
+        if partitions > PARTITIONS_PER_TOPIC_MAX {
+            return Err(MetaError::InvalidPartitions(format!(
+                "{partitions} partitions is more than the {PARTITIONS_PER_TOPIC_MAX} a topic may have"
+            )));
+        }
         if replication_factor != 1 {
             return Err(MetaError::InvalidReplicationFactor {
                 requested: replication_factor,
@@ -270,6 +279,11 @@ impl Metadata {
                 return Err(MetaError::InvalidPartitions(format!(
                     "topic currently has {} partitions, which is higher than or equal to the requested {total}",
                     old.partitions
+                )));
+            }
+            if total > PARTITIONS_PER_TOPIC_MAX {
+                return Err(MetaError::InvalidPartitions(format!(
+                    "{total} partitions is more than the {PARTITIONS_PER_TOPIC_MAX} a topic may have"
                 )));
             }
             let before = old.partitions;
@@ -344,6 +358,40 @@ fn unhex(s: &str) -> Option<TopicId> {
     Some(id)
 }
 
+/// Percent-escapes what would break the line format (space, `=`, `%`,
+/// control characters), so any config value round-trips.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '%' || c == '=' || c.is_whitespace() || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn unescape(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// One line per topic: `topic NAME ID PARTITIONS RF [key=value ...]`.
 fn encode(snapshot: &Snapshot) -> String {
     let mut out = String::from("# ringtail topic table v1\n");
@@ -356,7 +404,7 @@ fn encode(snapshot: &Snapshot) -> String {
             t.replication_factor
         ));
         for (k, v) in &t.configs {
-            out.push_str(&format!(" {k}={v}"));
+            out.push_str(&format!(" {}={}", escape(k), escape(v)));
         }
         out.push('\n');
     }
@@ -377,7 +425,7 @@ fn decode(text: &str) -> Result<Snapshot, String> {
         let mut configs = BTreeMap::new();
         for kv in &f[5..] {
             let (k, v) = kv.split_once('=').ok_or_else(bad)?;
-            configs.insert(k.to_string(), v.to_string());
+            configs.insert(unescape(k).ok_or_else(bad)?, unescape(v).ok_or_else(bad)?);
         }
         let meta = TopicMeta {
             name: f[1].to_string(),
@@ -402,7 +450,12 @@ mod tests {
         let meta = Metadata::open(&dir).expect("open");
         let mut configs = BTreeMap::new();
         configs.insert("retention.ms".to_string(), "1000".to_string());
+        configs.insert("cleanup.policy".to_string(), "compact, delete".to_string());
         let t = meta.create_topic("orders", 3, 1, configs).expect("create");
+        assert!(matches!(
+            meta.create_topic("huge", 2_147_483_647, 1, BTreeMap::new()),
+            Err(MetaError::InvalidPartitions(_))
+        ));
         assert!(matches!(
             meta.create_topic("orders", 1, 1, BTreeMap::new()),
             Err(MetaError::TopicExists(_))

@@ -52,6 +52,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::Fetch, 4, 12),
     range(ApiKey::ListOffsets, 1, 7),
     range(ApiKey::Metadata, 0, 12),
+    range(ApiKey::FindCoordinator, 0, 4),
     range(ApiKey::ApiVersions, 0, 4),
     range(ApiKey::CreateTopics, 2, 7),
     range(ApiKey::DeleteTopics, 1, 6),

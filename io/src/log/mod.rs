@@ -258,7 +258,8 @@ struct State {
 
 struct Inner {
     dir: Rc<PathBuf>,
-    config: LogConfig,
+    /// Replaced whole by [`Log::set_config`] (topic config changes).
+    config: RefCell<LogConfig>,
     clock: Box<dyn Fn() -> i64>,
     state: RefCell<State>,
     write_wakeup: Notify,
@@ -340,7 +341,7 @@ impl Log {
         };
         let inner = Rc::new(Inner {
             dir,
-            config,
+            config: RefCell::new(config),
             clock,
             state: RefCell::new(state),
             write_wakeup: Notify::new(),
@@ -359,6 +360,18 @@ impl Log {
         let writer = rt::spawn(writer_loop(self.inner.clone()));
         let flusher = rt::spawn(flusher_loop(self.inner.clone()));
         self.inner.tasks.borrow_mut().extend([writer, flusher]);
+    }
+
+    /// Applies new settings (a topic config change): later appends, rolls
+    /// and retention passes use them; existing segments stay as they are.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), LogError> {
+        config.validate()?;
+        *self.inner.config.borrow_mut() = config;
+        Ok(())
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.inner.config()
     }
 
     pub fn dir(&self) -> &Path {
@@ -404,10 +417,10 @@ impl Log {
         leader_epoch: Option<i32>,
     ) -> Result<crate::rt::sync::OneshotReceiver<Result<AppendInfo, LogError>>, LogError> {
         let header = batch::parse_exact(&batch)?;
-        if header.size as u64 > self.inner.config.segment_bytes {
+        if header.size as u64 > self.inner.config().segment_bytes {
             return Err(LogError::BatchTooLarge {
                 size: header.size,
-                segment_bytes: self.inner.config.segment_bytes,
+                segment_bytes: self.inner.config().segment_bytes,
             });
         }
         let mut s = self.inner.state.borrow_mut();
@@ -614,7 +627,7 @@ impl Log {
     /// lie wholly below it. `offset` may not pass what is written.
     pub async fn advance_log_start(&self, offset: Offset) -> Result<Offset, LogError> {
         {
-            let mut s = self.inner.state.borrow_mut();
+            let s = self.inner.state.borrow();
             if offset.0 > s.written {
                 return Err(LogError::OffsetOutOfRange {
                     offset: offset.0,
@@ -625,9 +638,14 @@ impl Log {
             if offset.0 <= s.log_start {
                 return Ok(Offset(s.log_start));
             }
-            s.log_start = offset.0;
         }
+        // Persist first: if the checkpoint cannot be written, nothing
+        // changes and the caller sees the error.
         checkpoint::write_log_start(&self.inner.dir, offset.0)?;
+        {
+            let mut s = self.inner.state.borrow_mut();
+            s.log_start = s.log_start.max(offset.0);
+        }
         self.delete_segments(|_, _, next_base, s| next_base <= s.log_start)?;
         Ok(Offset(self.inner.state.borrow().log_start))
     }
@@ -639,13 +657,13 @@ impl Log {
         let bases: Vec<i64> = self.inner.state.borrow().segments.keys().copied().collect();
         if let Some(&last) = bases.last() {
             for &base in bases.iter().filter(|&&b| b != last) {
-                if self.inner.config.retention_ms.is_some() {
+                if self.inner.config().retention_ms.is_some() {
                     self.inner.ensure_max_timestamp(base)?;
                 }
             }
         }
         let now = (self.inner.clock)();
-        let config = self.inner.config.clone();
+        let config = self.inner.config();
         let mut total: u64 = self
             .inner
             .state
@@ -814,6 +832,11 @@ impl Log {
 }
 
 impl Inner {
+    /// A copy of the current settings (small; never held across awaits).
+    fn config(&self) -> LogConfig {
+        self.config.borrow().clone()
+    }
+
     fn with_segment<R>(&self, base: i64, f: impl FnOnce(&Segment) -> R) -> Result<R, LogError> {
         let s = self.state.borrow();
         match s.segments.get(&base) {
@@ -850,7 +873,7 @@ impl Inner {
     fn roll_due_by_time(&self, active: &Segment) -> bool {
         active.size > 0
             && self
-                .config
+                .config()
                 .segment_ms
                 .is_some_and(|ms| (self.clock)().saturating_sub(active.created_ms) >= ms)
     }
@@ -883,7 +906,7 @@ impl Inner {
     fn evict_indexes(&self) {
         let mut s = self.state.borrow_mut();
         let active = *s.segments.keys().next_back().expect("active segment");
-        while s.loaded_order.len() > self.config.loaded_indexes_max {
+        while s.loaded_order.len() > self.config().loaded_indexes_max {
             let victim = s.loaded_order.remove(0);
             if victim == active {
                 continue;
@@ -914,7 +937,7 @@ impl Inner {
         let mut rebuilt = Segment::new_lazy(self.dir.clone(), base, size, 0);
         rebuilt.offsets = Some(Default::default());
         rebuilt.times = Some(Default::default());
-        let interval = self.config.index_interval_bytes;
+        let interval = self.config().index_interval_bytes;
         let end = scan(
             &file.file,
             0,
@@ -1177,7 +1200,7 @@ impl Inner {
                 let size = active.size + run_bytes;
                 let relative_overflow = p.header.last_offset() - active.base > i64::from(u32::MAX);
                 size > 0
-                    && (size + p.header.size as u64 > self.config.segment_bytes
+                    && (size + p.header.size as u64 > self.config().segment_bytes
                         || relative_overflow
                         || (run.is_empty() && self.roll_due_by_time(active)))
             };
@@ -1250,7 +1273,7 @@ impl Inner {
             }
             return Err(error);
         }
-        let interval = self.config.index_interval_bytes;
+        let interval = self.config().index_interval_bytes;
         let mut infos = Vec::with_capacity(headers.len());
         {
             let mut s = self.state.borrow_mut();

@@ -582,3 +582,31 @@ fn bad_config_is_refused_with_the_key_named() {
         }
     });
 }
+
+#[test]
+fn set_config_applies_to_later_rolls() {
+    let dir = TempDir::new("set-config");
+    block_on(async {
+        let log = Log::open(&dir.0, LogConfig::default()).await.expect("open");
+        for i in 0..10 {
+            log.append(batch(i, 1, 0), 0).await.expect("append");
+        }
+        assert_eq!(log.stats().segments, 1);
+        let bad = LogConfig {
+            segment_bytes: 1,
+            ..LogConfig::default()
+        };
+        assert!(matches!(log.set_config(bad), Err(LogError::Config(_))));
+        log.set_config(LogConfig {
+            segment_bytes: 256,
+            ..LogConfig::default()
+        })
+        .expect("set");
+        for i in 0..10 {
+            log.append(batch(i, 1, 0), 0).await.expect("append");
+        }
+        assert!(log.stats().segments >= 5, "{:?}", log.stats());
+        assert_eq!(read_all(&log, 0).await.len(), 20);
+        log.close().await.expect("close");
+    });
+}

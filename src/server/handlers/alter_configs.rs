@@ -109,12 +109,15 @@ pub fn apply_topic_changes(
         }
         return Ok(());
     }
-    shard
+    let topic = shard
         .shared
         .metadata
         .alter_configs(name, changes, replace_all)
         .map_err(fail)?;
     eprintln!("topic {name}: configs altered: {changes:?} (replace all: {replace_all})");
+    // Open logs take the new settings on their owner shards, as Kafka's
+    // dynamic topic configs do, shortly after the answer.
+    ringtail_io::rt::spawn(super::push_topic_config(shard.shared.clone(), topic));
     Ok(())
 }
 

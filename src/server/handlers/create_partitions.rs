@@ -21,7 +21,7 @@ use crate::shard::Shard;
 /// The most partitions one topic may reach through this API. Each
 /// partition holds open files and memory on its shard; a typo such as
 /// `count=10000000` must not stall the broker opening logs.
-pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+pub use crate::metadata::PARTITIONS_PER_TOPIC_MAX;
 
 pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response {
     let request: CreatePartitionsRequest = match decode(header, body) {

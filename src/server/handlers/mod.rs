@@ -13,6 +13,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
@@ -53,6 +54,9 @@ pub async fn dispatch(
     match header.api_key {
         ApiKey::Metadata => metadata::handle(&header, &frame[body_offset..], &shard).await,
         ApiKey::Produce => produce::handle(&header, frame, body_offset, &shard).await,
+        ApiKey::FindCoordinator => {
+            find_coordinator::handle(&header, &frame[body_offset..], &shard).await
+        }
         ApiKey::Fetch => fetch::handle(&header, &frame[body_offset..], &shard).await,
         ApiKey::ListOffsets => list_offsets::handle(&header, &frame[body_offset..], &shard).await,
         ApiKey::CreateTopics => create_topics::handle(&header, &frame[body_offset..], &shard).await,
@@ -154,6 +158,25 @@ pub async fn open_partitions(
         .map_err(|_| "owner shard stopped".to_string())??;
     }
     Ok(())
+}
+
+/// Hands a topic's current settings to the open logs of its partitions.
+pub async fn push_topic_config(shared: Arc<crate::shard::Shared>, topic: Arc<TopicMeta>) {
+    for index in 0..topic.partitions {
+        let owner = shared.owner(&topic, index);
+        let (shared, t) = (shared.clone(), topic.clone());
+        let applied = shard::run_on(owner, move || async move {
+            let Some(p) = shard::current().partition(&t.name, index) else {
+                return Ok(());
+            };
+            p.log
+                .set_config(crate::partition::log_config(&shared.config, &t))
+        })
+        .await;
+        if let Ok(Err(e)) = applied {
+            eprintln!("{}-{index}: new topic config not applied: {e}", topic.name);
+        }
+    }
 }
 
 /// Finds a topic, creating it when auto-creation applies (Metadata and
