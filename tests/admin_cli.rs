@@ -586,3 +586,92 @@ fn refusals_are_clear() {
         .stderr
         .starts_with("Error while executing topic command : cannot connect to 127.0.0.1:1"));
 }
+
+/// Topic configs change what the broker accepts and stores: compacted
+/// topics refuse keyless records (INVALID_RECORD, as Kafka's LogValidator),
+/// LogAppendTime topics carry the broker's clock.
+#[test]
+fn topic_configs_shape_what_is_stored() {
+    let broker = Broker::start("configs");
+    let out = topics(
+        &broker,
+        &[
+            "--create",
+            "--topic",
+            "compacted",
+            "--config",
+            "cleanup.policy=compact",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let producer = [
+        "console-producer",
+        "--bootstrap-server",
+        &broker.addr,
+        "--topic",
+        "compacted",
+    ];
+    let out = ringtail(&producer, "no-key\n");
+    assert_ne!(
+        out.code, 0,
+        "a keyless record was accepted by a compacted topic"
+    );
+    assert!(out.stderr.contains("INVALID_RECORD"), "{}", out.stderr);
+    let keyed = [&producer[..], &["--property", "parse.key=true"]].concat();
+    let out = ringtail(&keyed, "k\tv\n");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    let out = topics(
+        &broker,
+        &[
+            "--create",
+            "--topic",
+            "stamped",
+            "--config",
+            "message.timestamp.type=LogAppendTime",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let out = ringtail(
+        &[
+            "console-producer",
+            "--bootstrap-server",
+            &broker.addr,
+            "--topic",
+            "stamped",
+        ],
+        "hello\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = ringtail(
+        &[
+            "console-consumer",
+            "--bootstrap-server",
+            &broker.addr,
+            "--topic",
+            "stamped",
+            "--from-beginning",
+            "--max-messages",
+            "1",
+            "--property",
+            "print.timestamp=true",
+        ],
+        "",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let stamp: i64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("LogAppendTime:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no LogAppendTime in {:?}", out.stdout));
+    assert!(
+        stamp >= before,
+        "broker time {stamp} before the produce at {before}"
+    );
+}

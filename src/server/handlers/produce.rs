@@ -28,6 +28,8 @@ enum Plan {
     Append {
         range: std::ops::Range<usize>,
         owner: shard::ShardId,
+        /// The topic stamps batches with the broker's clock.
+        log_append_time: bool,
     },
 }
 
@@ -72,6 +74,10 @@ pub async fn handle(
                                 .get("max.message.bytes")
                                 .and_then(|v| v.parse().ok())
                                 .unwrap_or(shard.shared.config.message_max_bytes),
+                            require_keys: t
+                                .configs
+                                .get("cleanup.policy")
+                                .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact")),
                             ..ProduceValidation::new(version)
                         };
                         match validate_produce_records(records, &validation) {
@@ -80,6 +86,10 @@ pub async fn handle(
                                 Plan::Append {
                                     range: start..start + batch.size_bytes(),
                                     owner: shard.shared.owner(t, p.index.0),
+                                    log_append_time: t
+                                        .configs
+                                        .get("message.timestamp.type")
+                                        .is_some_and(|v| v == "LogAppendTime"),
                                 }
                             }
                             Err(e) => Plan::Failed(e.error_code()),
@@ -99,13 +109,24 @@ pub async fn handle(
     // disjoint, so each is an owned, mutable BytesMut the log can patch.
     let mut cut = 0usize;
     let mut appends = Vec::with_capacity(plans.len());
+    let mut append_times: Vec<(usize, i64)> = Vec::new();
     for plan in &plans {
-        let Plan::Append { range, owner } = &plan.plan else {
+        let Plan::Append {
+            range,
+            owner,
+            log_append_time,
+        } = &plan.plan
+        else {
             appends.push(None);
             continue;
         };
         let _ = frame.split_to(range.start - cut);
-        let batch = frame.split_to(range.len());
+        let mut batch = frame.split_to(range.len());
+        if *log_append_time {
+            let now = ringtail_io::log::system_clock_ms();
+            ringtail_protocol::batch::patch::set_log_append_time(&mut batch, now);
+            append_times.push((appends.len(), now));
+        }
         cut = range.end;
         let (topic, index, owner, durable) = (
             plan.topic.clone(),
