@@ -77,11 +77,15 @@ read -r p1_rate p1_mb < <(produce bench-acks1 1)
 echo "== tailing consumer, zero-copy"
 read -r c_rate c_mb c_cpu < <(consume bench-acks1)
 stop_broker
+# Where the fetched bytes went, from the shard's io_uring counters.
+io_counts() { grep -o 'spliced file->socket [0-9]*, read file->memory [0-9]*, sent memory->socket [0-9]*' "$data.log" | awk '{print $3, $6, $9}' | tr -d ','; }
+read -r zc_spliced zc_read zc_sent < <(io_counts)
 
 echo "== tailing consumer, zero-copy off"
 start_broker --override fetch.zero.copy=false
 read -r c0_rate c0_mb c0_cpu < <(consume bench-acks1)
 stop_broker
+read -r copy_spliced copy_read copy_sent < <(io_counts)
 
 echo "== produce acks=all"
 rm -rf "$data"; mkdir -p "$data"
@@ -138,6 +142,7 @@ $records records of $size B, $partitions partitions, \`linger.ms=5 batch.size=10
 | produce acks=all (fdatasync before ack) | $pall_mb MB/s ($pall_rate msgs/s) | fio \`--fdatasync=1 --bs=$flush\` (broker's bytes per fdatasync) $fio_sync MB/s | $(ratio "$pall_mb" "$fio_sync") | >= 70% |
 | tailing fetch, one consumer | $c_mb MB/s | iperf3 one stream $iperf MB/s | $(ratio "$c_mb" "$iperf") | >= 60% |
 | broker CPU per GB fetched | zero-copy $cpu_gb s/GB | copy path (\`fetch.zero.copy=false\`) $cpu0_gb s/GB ($c0_mb MB/s) | $(ratio "$cpu_gb" "$cpu0_gb") | <= 50% |
+| bytes moved by the broker while serving those fetches (io_uring counters) | zero-copy: spliced $zc_spliced, read into memory $zc_read, sent from memory $zc_sent | copy path: spliced $copy_spliced, read into memory $copy_read, sent from memory $copy_sent | | no user-space copy |
 | produce latency, acks=1, at half the maximum rate ($half of $lmax_rate msgs/s, latency mode) | p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms | | | reported |
 
 Commands: \`perf/broker.sh\` (rdkafka_performance built by \`perf/build-rdkafka-perf.sh\`; exact invocations in the script).

@@ -93,6 +93,19 @@ pub async fn serve(
         "shard {}: closed {count} partitions holding {bytes} bytes; {fsyncs} group-commit fdatasyncs this run",
         shard.id.0
     );
+    let io = rt::driver_stats();
+    eprintln!(
+        "shard {}: io_uring {} submissions in {} enters; bytes spliced file->socket {}, read file->memory {}, \
+         sent memory->socket {}, received {}, written {}",
+        shard.id.0,
+        io.submissions,
+        io.enter_calls,
+        io.bytes_spliced,
+        io.bytes_read,
+        io.bytes_sent,
+        io.bytes_received,
+        io.bytes_written
+    );
     Ok(())
 }
 

@@ -29,12 +29,25 @@ pub(crate) enum Slot {
     Orphan(#[allow(dead_code)] Box<dyn Any>),
 }
 
-/// Counters exported as metrics: every SQE pushed and CQE reaped.
+/// Counters exported as metrics: every SQE pushed and CQE reaped, and the
+/// bytes each kind of data operation moved (they show where bytes cross
+/// into user memory: `bytes_spliced` never does).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DriverStats {
     pub submissions: u64,
     pub completions: u64,
     pub enter_calls: u64,
+    /// File -> socket through a pipe, kernel only.
+    pub bytes_spliced: u64,
+    /// File -> user memory.
+    pub bytes_read: u64,
+    /// User memory -> file.
+    pub bytes_written: u64,
+    /// User memory -> socket.
+    pub bytes_sent: u64,
+    /// Socket -> user memory.
+    pub bytes_received: u64,
+    pub fdatasyncs: u64,
 }
 
 pub(crate) struct Driver {

@@ -125,7 +125,10 @@ impl File {
             buf = back;
             match completion.into_io() {
                 Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                Ok(n) => done += n as usize,
+                Ok(n) => {
+                    done += n as usize;
+                    super::count(|s| s.bytes_written += u64::from(n));
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return (Err(e), buf),
             }
@@ -157,7 +160,10 @@ impl File {
             bufs = back;
             match completion.into_io() {
                 Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), bufs),
-                Ok(n) => done += n as usize,
+                Ok(n) => {
+                    done += n as usize;
+                    super::count(|s| s.bytes_written += u64::from(n));
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return (Err(e), bufs),
             }
@@ -174,7 +180,11 @@ impl File {
             .build();
         // SAFETY: `buf`'s heap bytes are owned by the op until completion.
         let (completion, buf) = unsafe { Op::submit(entry, buf) }.await;
-        (completion.into_io().map(|n| n as usize), buf)
+        let result = completion.into_io().map(|n| n as usize);
+        if let Ok(n) = result {
+            super::count(|s| s.bytes_read += n as u64);
+        }
+        (result, buf)
     }
 
     /// Reads up to `max` bytes at `pos` into the spare capacity of `buf`,
@@ -199,6 +209,7 @@ impl File {
             Ok(n) => {
                 // SAFETY: the kernel initialised `n` bytes after `start`.
                 unsafe { buf.set_len(start + n as usize) };
+                super::count(|s| s.bytes_read += u64::from(n));
                 (Ok(n as usize), buf)
             }
             Err(e) => (Err(e), buf),
@@ -233,6 +244,7 @@ impl File {
             .build();
         // SAFETY: no memory is referenced by an fsync.
         let (completion, ()) = unsafe { Op::submit(entry, ()) }.await;
+        super::count(|s| s.fdatasyncs += 1);
         completion.into_io().map(drop)
     }
 

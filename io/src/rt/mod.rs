@@ -336,6 +336,15 @@ pub fn driver_stats() -> DriverStats {
     with_runtime(|rt| rt.driver.borrow().stats)
 }
 
+/// Adds to this thread's byte counters (called where operations complete).
+pub(crate) fn count(update: impl FnOnce(&mut DriverStats)) {
+    let _ = CURRENT.try_with(|current| {
+        if let Some(rt) = current.borrow().as_ref() {
+            update(&mut rt.driver.borrow_mut().stats);
+        }
+    });
+}
+
 /// Yields once to let other tasks run.
 pub async fn yield_now() {
     let mut yielded = false;

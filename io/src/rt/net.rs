@@ -221,6 +221,7 @@ impl TcpStream {
             Ok(n) => {
                 // SAFETY: the kernel initialised `n` bytes after `start`.
                 unsafe { buf.set_len(start + n as usize) };
+                super::count(|s| s.bytes_received += u64::from(n));
                 (Ok(n as usize), buf)
             }
             Err(e) => (Err(e), buf),
@@ -229,7 +230,11 @@ impl TcpStream {
 
     /// Receives up to `max` bytes into the spare capacity of `buf` (grown as
     /// needed), appending them. Returns the count; 0 means the peer closed.
-    pub async fn recv_bytes(&self, mut buf: bytes::BytesMut, max: usize) -> (io::Result<usize>, bytes::BytesMut) {
+    pub async fn recv_bytes(
+        &self,
+        mut buf: bytes::BytesMut,
+        max: usize,
+    ) -> (io::Result<usize>, bytes::BytesMut) {
         buf.reserve(max);
         let start = buf.len();
         let len = u32::try_from(max).unwrap_or(u32::MAX);
@@ -242,6 +247,7 @@ impl TcpStream {
             Ok(n) => {
                 // SAFETY: the kernel initialised `n` bytes after `start`.
                 unsafe { buf.set_len(start + n as usize) };
+                super::count(|s| s.bytes_received += u64::from(n));
                 (Ok(n as usize), buf)
             }
             Err(e) => (Err(e), buf),
@@ -263,7 +269,10 @@ impl TcpStream {
             buf = back;
             match completion.into_io() {
                 Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                Ok(n) => done += n as usize,
+                Ok(n) => {
+                    done += n as usize;
+                    super::count(|s| s.bytes_sent += u64::from(n));
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return (Err(e), buf),
             }
@@ -290,7 +299,12 @@ impl TcpStream {
     /// Sets or clears `TCP_CORK`: while corked, the kernel holds partial
     /// frames so a header and the spliced records go out in full packets.
     pub fn set_cork(&self, on: bool) -> io::Result<()> {
-        set_opt(self.fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_CORK, i32::from(on))
+        set_opt(
+            self.fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            i32::from(on),
+        )
     }
 
     /// Sends `len` bytes of `file` from `pos` without copying them through
@@ -330,6 +344,7 @@ impl TcpStream {
                 }
                 in_pipe -= n;
                 sent += u64::from(n);
+                super::count(|s| s.bytes_spliced += u64::from(n));
             }
         }
         Ok(())
