@@ -441,6 +441,15 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_loads_without_unknown_keys() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/server.properties");
+        let (c, notes) = BrokerConfig::load(Some(&path), &[]).expect("deploy/server.properties loads");
+        assert_eq!(notes, Notes::default());
+        assert_eq!(c.num_partitions, 3);
+        assert_eq!(c.log_dirs, vec![PathBuf::from("/var/lib/ringtail")]);
+    }
+
+    #[test]
     fn retention_precedence_and_unlimited() {
         let (c, _) = load("log.retention.hours=1\nlog.retention.ms=500").expect("load");
         assert_eq!(c.log_retention_ms, Some(500));
