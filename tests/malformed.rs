@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use harness::Broker;
-use ringtail_protocol::batch::BatchBuilder;
+use ringtail_protocol::batch::{BatchBuilder, Compression};
 use ringtail_protocol::messages::kafka_protocol::messages::create_topics_request::CreatableTopic;
 use ringtail_protocol::messages::kafka_protocol::messages::fetch_request::{
     FetchPartition, FetchTopic,
@@ -118,16 +118,49 @@ impl Conn {
         }
     }
 
-    fn produce(&mut self, acks: i16, topic: &str, records: Vec<u8>) -> ProduceResponse {
+    fn create_topic(&mut self, name: &str) {
+        let created: CreateTopicsResponse = self.call(
+            7,
+            &CreateTopicsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1)]),
+        );
+        assert_eq!(
+            created.topics[0].error_code, 0,
+            "create {name}: {created:?}"
+        );
+    }
+
+    /// A produce to partition 0 of each topic in `batches`.
+    fn produce_to(
+        &mut self,
+        version: i16,
+        acks: i16,
+        batches: Vec<(&str, Vec<u8>)>,
+    ) -> ProduceResponse {
         let request = ProduceRequest::default()
             .with_acks(acks)
             .with_timeout_ms(5000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(Bytes::from(records)))])]);
-        self.call(PRODUCE_VERSION, &request)
+            .with_topic_data(
+                batches
+                    .into_iter()
+                    .map(|(topic, records)| {
+                        TopicProduceData::default()
+                            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                            .with_partition_data(vec![PartitionProduceData::default()
+                                .with_index(0)
+                                .with_records(Some(Bytes::from(records)))])
+                    })
+                    .collect(),
+            );
+        self.call(version, &request)
+    }
+
+    fn produce(&mut self, acks: i16, topic: &str, records: Vec<u8>) -> ProduceResponse {
+        self.produce_to(PRODUCE_VERSION, acks, vec![(topic, records)])
     }
 
     /// The single partition error code of a one-partition produce.
@@ -196,16 +229,7 @@ impl Fixture {
     fn start(name: &str, overrides: &[&str]) -> Fixture {
         let broker = Broker::start(name, overrides);
         let mut conn = Conn::open(&broker);
-        let created: CreateTopicsResponse = conn.call(
-            7,
-            &CreateTopicsRequest::default()
-                .with_timeout_ms(5000)
-                .with_topics(vec![CreatableTopic::default()
-                    .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
-                    .with_num_partitions(1)
-                    .with_replication_factor(1)]),
-        );
-        assert_eq!(created.topics[0].error_code, 0, "create topic: {created:?}");
+        conn.create_topic(TOPIC);
         let mut offset = 0;
         for (i, n) in [1usize, 5, 20].into_iter().enumerate() {
             let response = conn.produce(-1, TOPIC, batch(&format!("ref{i}"), n, 10));
@@ -457,6 +481,89 @@ fn api_versions_v99_gets_a_v0_unsupported_version_answer() {
     assert!(retry.api_keys.iter().any(|k| k.api_key == 0), "{retry:?}");
     fixture.assert_intact(&mut conn, "ApiVersions v99");
     fixture.finish("ApiVersions v99");
+}
+
+#[test]
+fn one_bad_partition_leaves_the_others_of_the_request_appended() {
+    let fixture = Fixture::start("partial", &[]);
+    let mut conn = Conn::open(&fixture.broker);
+    conn.create_topic("side");
+    let mut bad = batch("crc", 3, 10);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    let response = conn.produce_to(
+        PRODUCE_VERSION,
+        -1,
+        vec![(TOPIC, bad), ("side", batch("side", 4, 10))],
+    );
+    let codes: Vec<(String, i16, i64)> = response
+        .responses
+        .iter()
+        .map(|t| {
+            let p = &t.partition_responses[0];
+            (t.name.0.to_string(), p.error_code, p.base_offset)
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            (TOPIC.to_string(), ErrorCode::CorruptMessage.code(), -1),
+            ("side".to_string(), 0, 0),
+        ],
+        "{response:?}"
+    );
+    fixture.assert_intact(&mut conn, "a produce with one bad partition");
+    fixture.finish("a produce with one bad partition");
+}
+
+#[test]
+fn zstd_before_produce_v7_is_unsupported_compression_type() {
+    let fixture = Fixture::start("zstd-v6", &[]);
+    let mut conn = Conn::open(&fixture.broker);
+    // Only the attributes matter: Kafka refuses zstd on v0-v6 before it
+    // looks at the records.
+    let mut zstd = batch("zstd", 2, 10);
+    zstd[22] |= Compression::Zstd as u8; // low byte of attributes
+    ringtail_protocol::batch::patch::update_crc(&mut zstd);
+    let response = conn.produce_to(6, 1, vec![(TOPIC, zstd)]);
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code,
+        ErrorCode::UnsupportedCompressionType.code(),
+        "{response:?}"
+    );
+    fixture.assert_intact(&mut conn, "zstd on produce v6");
+    fixture.finish("zstd on produce v6");
+}
+
+#[test]
+fn negative_frame_size_closes_the_connection() {
+    let fixture = Fixture::start("negative-size", &[]);
+    let mut other = Conn::open(&fixture.broker);
+    let mut conn = Conn::open(&fixture.broker);
+    conn.send(&(-5i32).to_be_bytes());
+    conn.assert_closed("a negative frame size");
+    fixture.assert_intact(&mut other, "a negative frame size");
+    fixture.finish("a negative frame size");
+}
+
+#[test]
+fn garbage_produce_body_closes_the_connection() {
+    let fixture = Fixture::start("garbage-body", &[]);
+    let mut other = Conn::open(&fixture.broker);
+    let mut conn = Conn::open(&fixture.broker);
+    // acks and timeout, then a topic array claiming 1000 topics that is
+    // not there: the request cannot be parsed, so there is no answer.
+    let mut body = Vec::new();
+    body.put_u8(0); // null transactional id (compact)
+    body.put_i16(1);
+    body.put_i32(5000);
+    body.put_u8(0xe9); // compact array length varint, continued...
+    body.put_u8(0x07); // ...1000 + 1
+    body.put_slice(&[0xff; 7]);
+    conn.send(&raw_frame(0, PRODUCE_VERSION, 9, true, &body));
+    conn.assert_closed("a Produce body that does not parse");
+    fixture.assert_intact(&mut other, "a Produce body that does not parse");
+    fixture.finish("a Produce body that does not parse");
 }
 
 /// CRC-32 (IEEE), which the old message format uses.
