@@ -130,6 +130,10 @@ for rep in $(seq 1 "$REPS"); do
     fio_run append-sync4 --size=$((1024 / FIO_SCALE))m --fdatasync=4
     fio_run append-sync16 --size=$((1024 / FIO_SCALE))m --fdatasync=16
     fio_run append-sync1 --size=$((1024 / FIO_SCALE))m --fdatasync=1
+    # Same shapes through fio's io_uring engine (fsync as IORING_OP_FSYNC):
+    # separates "io_uring" from "this runtime" when psync and the runtimes differ.
+    fio_run uring-append-sync4 --size=$((1024 / FIO_SCALE))m --fdatasync=4 --ioengine=io_uring
+    fio_run uring-append-sync16 --size=$((1024 / FIO_SCALE))m --fdatasync=16 --ioengine=io_uring
     fio_run append-buffered --size=$((2048 / FIO_SCALE))m
 done
 

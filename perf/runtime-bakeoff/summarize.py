@@ -102,6 +102,10 @@ def throughput_table(runs, notes):
         cell(runs, "fio", "append-buffered"),
         cell(runs, "fio", "append-sync1"),
     ))
+    lines.append("| **fio** io_uring engine (reference) | {} | {} | | | | |".format(
+        cell(runs, "fio", "uring-append-sync4"),
+        cell(runs, "fio", "uring-append-sync16"),
+    ))
     ip = runs.get(("iperf3", "send-copy"), [])
     if ip:
         lines.append("| **iperf3** 1 stream 127.0.0.1 (reference) | | | | {} | | send()/recv() copy, pinned -A 0,1 |".format(

@@ -33,7 +33,7 @@ pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// the pipe can carry a whole chunk.
 pub const PIPE_BYTES: usize = CHUNK_BYTES;
 const _: () = assert!(WRITE_BYTES.is_power_of_two());
-const _: () = assert!(CHUNK_BYTES % WRITE_BYTES == 0);
+const _: () = assert!(CHUNK_BYTES.is_multiple_of(WRITE_BYTES));
 
 /// The CPU the sender/appender runs on, and the one the receiver runs on.
 pub const CPU_SENDER: usize = 0;
@@ -81,7 +81,10 @@ impl Workload {
     }
 
     pub fn is_send(self) -> bool {
-        matches!(self, Workload::SendCopy | Workload::SendZeroCopy | Workload::SendFile)
+        matches!(
+            self,
+            Workload::SendCopy | Workload::SendZeroCopy | Workload::SendFile
+        )
     }
 
     /// Writes between two fdatasync calls; `None` means never sync.
@@ -136,7 +139,7 @@ impl Args {
         } else {
             let _ = std::fs::remove_file(&path);
         }
-        assert!(total_bytes % CHUNK_BYTES as u64 == 0);
+        assert!(total_bytes.is_multiple_of(CHUNK_BYTES as u64));
         Args {
             workload,
             path,
@@ -300,7 +303,12 @@ pub fn set_pipe_size(fd: libc::c_int) {
 
 /// sendfile(2) on a non-blocking socket: returns Ok(0) on EAGAIN so the caller
 /// can wait for writability with whatever its runtime offers.
-pub fn sendfile_nonblocking(sock: libc::c_int, file: libc::c_int, offset: &mut u64, len: usize) -> std::io::Result<usize> {
+pub fn sendfile_nonblocking(
+    sock: libc::c_int,
+    file: libc::c_int,
+    offset: &mut u64,
+    len: usize,
+) -> std::io::Result<usize> {
     let mut off = *offset as libc::off_t;
     // SAFETY: plain syscall on fds the caller holds.
     let n = unsafe { libc::sendfile(sock, file, &mut off, len) };
@@ -336,14 +344,24 @@ pub fn shutdown_write(fd: libc::c_int) {
 /// returns its CPU seconds.
 pub fn finish_receiver(handle: JoinHandle<(u64, f64)>, expected: u64) -> f64 {
     let (got, cpu_s) = handle.join().expect("receiver thread");
-    assert_eq!(got, expected, "receiver got {got} bytes, sender sent {expected}");
+    assert_eq!(
+        got, expected,
+        "receiver got {got} bytes, sender sent {expected}"
+    );
     cpu_s
 }
 
 /// Prints the line `run.sh` parses. MB is 10^6 bytes, as fio and iperf3 print.
 /// `thread` is the sender/appender thread's CPU, `proc` the process's less
 /// the receiver's, both in CPU seconds per GB (10^9 bytes) moved.
-pub fn report(candidate: &str, workload: Workload, bytes: u64, elapsed: Duration, cpu: CpuUsed, note: &str) {
+pub fn report(
+    candidate: &str,
+    workload: Workload,
+    bytes: u64,
+    elapsed: Duration,
+    cpu: CpuUsed,
+    note: &str,
+) {
     let secs = elapsed.as_secs_f64();
     let mb_s = bytes as f64 / 1e6 / secs;
     let gb = bytes as f64 / 1e9;

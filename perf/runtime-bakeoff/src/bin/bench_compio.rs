@@ -41,7 +41,14 @@ async fn append(args: &Args) {
     let elapsed = t0.elapsed();
     let cpu = meter.stop(0.0);
     file.close().await.expect("close");
-    report(NAME, args.workload, args.total_bytes, elapsed, cpu, "AsyncWriteAt::write_at(owned buf)+sync_data");
+    report(
+        NAME,
+        args.workload,
+        args.total_bytes,
+        elapsed,
+        cpu,
+        "AsyncWriteAt::write_at(owned buf)+sync_data",
+    );
     remove_append_file(args);
 }
 
@@ -54,7 +61,14 @@ fn dup_fd(fd: libc::c_int) -> Rc<OwnedFd> {
 }
 
 async fn splice(fd_in: &Rc<OwnedFd>, off_in: i64, fd_out: &Rc<OwnedFd>, len: usize) -> usize {
-    let op = Splice::new(fd_in.clone(), off_in, fd_out.clone(), -1, len, SpliceFlags::MOVE);
+    let op = Splice::new(
+        fd_in.clone(),
+        off_in,
+        fd_out.clone(),
+        -1,
+        len,
+        SpliceFlags::MOVE,
+    );
     let BufResult(res, _) = compio::runtime::submit(op).await;
     res.expect("splice")
 }

@@ -40,7 +40,14 @@ async fn append(args: &Args) {
     let elapsed = t0.elapsed();
     let cpu = meter.stop(0.0);
     file.close().await.expect("close");
-    report(NAME, args.workload, args.total_bytes, elapsed, cpu, "BufferedFile::write_at(Vec)+fdatasync");
+    report(
+        NAME,
+        args.workload,
+        args.total_bytes,
+        elapsed,
+        cpu,
+        "BufferedFile::write_at(Vec)+fdatasync",
+    );
     remove_append_file(args);
 }
 
@@ -90,8 +97,10 @@ fn main() {
     let handle = LocalExecutorBuilder::new(Placement::Fixed(CPU_SENDER))
         .spawn(move || async move {
             match args.workload {
-                Workload::SendFile => eprintln!("send-sendfile is measured for the raw candidate only"),
-            Workload::SendCopy | Workload::SendZeroCopy => send(&args).await,
+                Workload::SendFile => {
+                    eprintln!("send-sendfile is measured for the raw candidate only")
+                }
+                Workload::SendCopy | Workload::SendZeroCopy => send(&args).await,
                 _ => append(&args).await,
             }
         })

@@ -42,7 +42,14 @@ async fn append(args: &Args) {
     let elapsed = t0.elapsed();
     let cpu = meter.stop(0.0);
     file.close().await.expect("close");
-    report(NAME, args.workload, args.total_bytes, elapsed, cpu, "File::write_at(owned buf)+sync_data");
+    report(
+        NAME,
+        args.workload,
+        args.total_bytes,
+        elapsed,
+        cpu,
+        "File::write_at(owned buf)+sync_data",
+    );
     remove_append_file(args);
 }
 
@@ -95,11 +102,17 @@ async fn send(args: &Args) {
         t0 = Instant::now();
         let mut pos = 0u64;
         while pos < args.total_bytes {
-            let n = src.splice_to_pipe(&mut pipe_w, CHUNK_BYTES as u32).await.expect("splice in");
+            let n = src
+                .splice_to_pipe(&mut pipe_w, CHUNK_BYTES as u32)
+                .await
+                .expect("splice in");
             assert!(n > 0);
             let mut out = 0;
             while out < n {
-                out += sock.splice_from_pipe(&mut pipe_r, n - out).await.expect("splice out");
+                out += sock
+                    .splice_from_pipe(&mut pipe_r, n - out)
+                    .await
+                    .expect("splice out");
             }
             pos += n as u64;
         }

@@ -23,7 +23,11 @@ fn run_one(ring: &mut IoUring, sqe: squeue::Entry) -> i32 {
 }
 
 fn check(res: i32, what: &str) -> usize {
-    assert!(res >= 0, "{what}: {}", std::io::Error::from_raw_os_error(-res));
+    assert!(
+        res >= 0,
+        "{what}: {}",
+        std::io::Error::from_raw_os_error(-res)
+    );
     res as usize
 }
 
@@ -52,7 +56,14 @@ fn append(ring: &mut IoUring, args: &Args) {
     }
     let elapsed = t0.elapsed();
     let cpu = meter.stop(0.0);
-    report(NAME, args.workload, args.total_bytes, elapsed, cpu, "Write+Fsync(DATASYNC) SQEs");
+    report(
+        NAME,
+        args.workload,
+        args.total_bytes,
+        elapsed,
+        cpu,
+        "Write+Fsync(DATASYNC) SQEs",
+    );
     remove_append_file(args);
 }
 

@@ -37,7 +37,14 @@ async fn append(args: &Args) {
     let elapsed = t0.elapsed();
     let cpu = meter.stop(0.0);
     file.close().await.expect("close");
-    report(NAME, args.workload, args.total_bytes, elapsed, cpu, "File::write_at(owned buf)+sync_data");
+    report(
+        NAME,
+        args.workload,
+        args.total_bytes,
+        elapsed,
+        cpu,
+        "File::write_at(owned buf)+sync_data",
+    );
     remove_append_file(args);
 }
 
@@ -67,8 +74,8 @@ async fn send(args: &Args) {
         let std_sock = std::net::TcpStream::connect(addr).expect("connect");
         std_sock.set_nonblocking(true).expect("nonblocking");
         // SAFETY: the AsyncFd owns the socket and nothing else closes its fd.
-        let afd = unsafe { AsyncFd::register(std_sock) }
-            .unwrap_or_else(|_| panic!("AsyncFd::register"));
+        let afd =
+            unsafe { AsyncFd::register(std_sock) }.unwrap_or_else(|_| panic!("AsyncFd::register"));
         let file = std::fs::File::open(&args.path).expect("open");
         meter = CpuMeter::start();
         t0 = Instant::now();
