@@ -60,9 +60,29 @@ pub(crate) struct Driver {
     pub(crate) eventfd_completed: bool,
 }
 
+/// io-wq workers run what cannot complete inline (fdatasync, splice,
+/// buffered writes that would block). Cap them and keep them on the CPUs
+/// this thread may use, so a pinned shard's I/O stays on its core instead
+/// of spreading over the machine (ADR 0001). Best effort: older kernels
+/// lack these registrations.
+fn confine_workers(ring: &IoUring) {
+    /// Bounded (regular files) and unbounded (sockets, pipes) workers.
+    const WORKERS_MAX: [u32; 2] = [4, 4];
+    let mut max = WORKERS_MAX;
+    let _ = ring.submitter().register_iowq_max_workers(&mut max);
+    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            let _ = ring.submitter().register_iowq_aff(&set);
+        }
+    }
+}
+
 impl Driver {
     pub(crate) fn new(entries: u32) -> io::Result<Driver> {
         let ring = IoUring::builder().build(entries)?;
+        confine_workers(&ring);
         Ok(Driver {
             ring,
             slots: Vec::new(),
