@@ -51,6 +51,10 @@ pub struct Faults {
     pub crash_after_ack: u64,
     /// Per boot: the node's clock runs up to this much fast or slow (per mille).
     pub clock_drift_per_mille: u64,
+    /// Per tick: every node loses power at once.
+    pub power_loss: u64,
+    /// Per message: flip a bit in flight (the CRC must catch it).
+    pub corrupt: u64,
 }
 
 impl Faults {
@@ -66,6 +70,8 @@ impl Faults {
             slow_disk: 0,
             crash_after_ack: 0,
             clock_drift_per_mille: 0,
+            power_loss: 0,
+            corrupt: 0,
         }
     }
 }
@@ -101,7 +107,7 @@ impl Options {
             Faults::none()
         } else {
             Faults {
-                drop: rng.range(0, 60_000),
+                drop: rng.range(0, 100_000),
                 duplicate: rng.range(0, 30_000),
                 delay_ms_max: rng.range(2, 40),
                 long_delay: rng.range(0, 20_000),
@@ -111,6 +117,8 @@ impl Options {
                 slow_disk: rng.range(0, 100_000),
                 crash_after_ack: rng.range(0, 3_000),
                 clock_drift_per_mille: rng.range(0, 200),
+                power_loss: rng.range(0, 3_000),
+                corrupt: rng.range(0, 5_000),
             }
         };
         Options {
@@ -493,7 +501,15 @@ impl Sim {
                     self.stats.dropped += 1;
                     return Ok(());
                 }
-                let (msg, _) = decode_message(&bytes).map_err(|e| format!("codec: {e}"))?;
+                let msg = match decode_message(&bytes) {
+                    Ok((msg, _)) => msg,
+                    // A corrupted frame is dropped, as a driver would.
+                    Err(_) if self.opts.faults.corrupt > 0 => {
+                        self.stats.dropped += 1;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(format!("codec: {e}")),
+                };
                 self.step(
                     to,
                     Input::Message {
@@ -699,19 +715,17 @@ impl Sim {
                 self.stats.dropped += 1;
                 continue;
             }
+            let mut bytes = bytes.clone();
+            if self.rng.chance(faults.corrupt) && !bytes.is_empty() {
+                let at = self.rng.range(0, bytes.len() as u64 - 1) as usize;
+                bytes[at] ^= 1 << self.rng.range(0, 7);
+            }
             let delay = if self.rng.chance(faults.long_delay) {
                 self.rng.range(50, 500)
             } else {
                 self.rng.range(1, faults.delay_ms_max.max(1))
             };
-            self.schedule(
-                delay,
-                Event::Deliver {
-                    from,
-                    to,
-                    bytes: bytes.clone(),
-                },
-            );
+            self.schedule(delay, Event::Deliver { from, to, bytes });
         }
         Ok(())
     }
@@ -765,6 +779,16 @@ impl Sim {
         self.schedule(TICK_MS, Event::Fault);
         let n = self.nodes.len();
         let f = self.opts.faults.clone();
+        if self.rng.chance(f.power_loss) {
+            // Everyone at once: only what was fsynced survives anywhere.
+            for i in 0..n {
+                if self.nodes[i].peer.is_some() {
+                    self.crash(i)?;
+                    let after = self.rng.range(20, 1_000);
+                    self.schedule(after, Event::Restart(i));
+                }
+            }
+        }
         if self.rng.chance(f.crash) {
             let i = self.rng.range(0, n as u64 - 1) as usize;
             if self.nodes[i].peer.is_some() {
