@@ -19,6 +19,22 @@
 //!   with the driver about persistence.
 //! - [`sim`]: the deterministic simulator (seeded PRNG, virtual clock,
 //!   faulty network and disks, randomized clients, invariant checker).
+//!
+//! # Where this differs from ZooKeeper, and why
+//!
+//! - ZAB packets carry a link id and sequence numbers instead of relying on
+//!   TCP: the core tolerates drop, duplication and reordering, so drivers
+//!   and the simulator may use any transport.
+//! - A proposal ACK is cumulative, and a NEWLEADER ack counts as the ACK of
+//!   every transaction in that learner's sync stream.
+//! - Election decides as soon as a quorum agrees (no `finalizeWait`); a
+//!   leader re-elects when a learner promised a later epoch than its own,
+//!   where ZooKeeper leaves that learner LOOKING until the leader fails.
+//! - Observers receive PROPOSAL and COMMIT (never ACK) rather than INFORM.
+//! - Session ids are the zxid of their createSession transaction; there
+//!   are no local sessions, ACLs, containers, TTL nodes or reconfig.
+//! - The data tree holds only committed state; restart replays the
+//!   snapshot, and logged-but-uncommitted transactions wait for a leader.
 
 pub mod clients;
 pub mod codec;
