@@ -2,8 +2,10 @@
 //!
 //! Each test starts `ringtail broker` on a free loopback port, runs one
 //! client script from tests/clients/ (create topics, produce keyed and
-//! unkeyed messages with every codec, read them back by assignment and
-//! check content and per-partition order), checks on disk that each
+//! unkeyed messages with every codec, with acks 0, 1 and all where the
+//! client lets the test choose, read them back by assignment and check
+//! content and per-partition order; see tests/clients/common.py for the
+//! scheme and the edge cases), checks on disk that each
 //! topic's batches carry the codec the client used (the broker stores them
 //! as sent), restarts the broker with SIGTERM, reads everything again and
 //! compares the digest of what was read, and finally runs
@@ -65,6 +67,9 @@ struct Client {
     program: PathBuf,
     script: &'static str,
     probe: Vec<String>,
+    /// Fills `{prefix}-edge` too (tombstone, empty and binary keys and
+    /// values, a 512 KiB value, explicit partitions and timestamps).
+    edge: bool,
 }
 
 impl Client {
@@ -73,6 +78,7 @@ impl Client {
             name: "confluent-kafka",
             program: python(),
             script: "confluent_client.py",
+            edge: true,
             probe: vec!["-c".into(), "import confluent_kafka".into()],
         }
     }
@@ -82,6 +88,7 @@ impl Client {
             name: "kafka-python",
             program: python(),
             script: "kafka_python_client.py",
+            edge: true,
             probe: vec![
                 "-c".into(),
                 "import kafka, lz4, snappy, zstandard; assert kafka.__version__ >= '3'".into(),
@@ -94,6 +101,7 @@ impl Client {
             name: "kafkajs",
             program: PathBuf::from("node"),
             script: "kafkajs.js",
+            edge: true,
             probe: vec![
                 "-e".into(),
                 "for (const m of ['kafkajs', 'kafkajs-snappy', 'lz4js', '@bokuweb/zstd-wasm']) require(m)"
@@ -107,6 +115,7 @@ impl Client {
             name: "kcat",
             program: PathBuf::from("bash"),
             script: "kcat.sh",
+            edge: false,
             probe: vec!["-c".into(), "kcat -V".into()],
         }
     }
@@ -235,9 +244,16 @@ fn exercise(client: Client, prefix: &str, check_codecs: bool) {
     );
 
     broker.stop();
-    for (name, _) in CODECS {
+    let mut topics: Vec<String> = CODECS
+        .iter()
+        .map(|(c, _)| format!("{prefix}-{c}"))
+        .collect();
+    if client.edge {
+        topics.push(format!("{prefix}-edge"));
+    }
+    for topic in topics {
         for p in 0..PARTITIONS {
-            broker.verify_partition(&format!("{prefix}-{name}"), p);
+            broker.verify_partition(&topic, p);
         }
     }
     let _ = std::fs::remove_dir_all(scratch);

@@ -18,6 +18,16 @@ checks, per topic:
 - inside each partition, messages are in production order;
 - all messages of one key are in one partition.
 
+The codec topics are produced with ACKS[codec] (0, 1 or all), where the
+client lets the test choose; after acks=0 the consumer waits for the end
+offsets to reach the count sent.
+
+The Python and kafkajs clients also fill `{prefix}-edge` (uncompressed),
+sending each of EDGE's messages to an explicit partition with an explicit
+CreateTime timestamp: a tombstone (null value), empty key and value, a null
+key with an empty value, binary bytes, a 512 KiB value. Each partition must
+hold exactly its messages, in order, timestamps included.
+
 It then prints `DIGEST <sha256>` over every (topic, partition, offset,
 key, value) so the test driver can compare two reads (before and after a
 broker restart) byte for byte.
@@ -33,6 +43,10 @@ KEYS = 8
 # Repetitive so every codec compresses; one non-ASCII character checks that
 # values are bytes end to end.
 PAD = "ringtail-" * 12 + "\u00e9"
+# Producer acks per codec topic; codecs not named here use acks=all.
+ACKS = {"none": 0, "gzip": 1}
+EDGE_TIMESTAMP_MS = 1_700_000_000_000
+BIG_VALUE_BYTES = 512 * 1024
 
 
 class Message:
@@ -63,6 +77,52 @@ def expected(prefix, codec, with_headers):
     return out
 
 
+def big_value():
+    """512 KiB that no codec shrinks much (kafkajs.js makes the same)."""
+    return bytes((i * 7919 + (i >> 9) * 31 + (i >> 3)) & 0xFF for i in range(BIG_VALUE_BYTES))
+
+
+def edge_topic(prefix):
+    return f"{prefix}-edge"
+
+
+def edge_expected(prefix):
+    """(partition, key, value, timestamp_ms) in production order."""
+    messages = [
+        (b"tombstone", None),
+        (b"", b""),
+        (None, b""),
+        (bytes(range(256)), bytes(range(256)) * 4),
+        (b"big", big_value()),
+        (b"after-big", f"{prefix}|edge|after".encode()),
+    ]
+    return [
+        (i % PARTITIONS, key, value, EDGE_TIMESTAMP_MS + i * 1000)
+        for i, (key, value) in enumerate(messages)
+    ]
+
+
+def check_edge(topic, sent, end_offsets, consumed):
+    """`consumed` maps partition -> list of (offset, key, value, headers,
+    timestamp_ms)."""
+    for partition in range(PARTITIONS):
+        want = [(o, k, v, t) for o, (p, k, v, t) in enumerate(m for m in sent if m[0] == partition)]
+        got = [(o, k, v, t) for o, k, v, _h, t in consumed.get(partition, [])]
+        if end_offsets.get(partition) != len(want):
+            fail(f"{topic}-{partition}: end offset {end_offsets.get(partition)}, sent {len(want)}")
+        for i in range(max(len(got), len(want))):
+            g = got[i] if i < len(got) else None
+            w = want[i] if i < len(want) else None
+            if g != w:
+                fail(f"{topic}-{partition}: read {_short(g)}, sent {_short(w)}")
+
+
+def _short(message):
+    if message is None:
+        return None
+    return tuple(x[:40] if isinstance(x, bytes) else x for x in message)
+
+
 def fail(message):
     print(f"FAIL: {message}", file=sys.stderr, flush=True)
     sys.exit(1)
@@ -72,7 +132,7 @@ def check_topic(topic, sent, end_offsets, consumed, foreign=False):
     """Checks what was read from one topic against what was sent.
 
     `end_offsets` maps partition -> high watermark; `consumed` maps
-    partition -> list of (offset, key, value, headers) in read order.
+    partition -> list of (offset, key, value, headers, ...) in read order.
     `foreign`: another client produced the topic, perhaps without headers
     (kcat cannot send per-message headers), so no headers is accepted.
     """
@@ -91,7 +151,7 @@ def check_topic(topic, sent, end_offsets, consumed, foreign=False):
                 f"are not 0..{end_offsets[partition]}"
             )
         last_index = -1
-        for offset, key, value, headers in records:
+        for offset, key, value, headers, *_ in records:
             m = by_ident.get((key, value))
             if m is None:
                 fail(
@@ -120,9 +180,10 @@ def check_topic(topic, sent, end_offsets, consumed, foreign=False):
 
 def digest_lines(topic, consumed):
     for partition in sorted(consumed):
-        for offset, key, value, _headers in consumed[partition]:
+        for offset, key, value, *_ in consumed[partition]:
             k = "-" if key is None else key.hex()
-            yield f"{topic}|{partition}|{offset}|{k}|{value.hex()}\n"
+            v = "-" if value is None else value.hex()
+            yield f"{topic}|{partition}|{offset}|{k}|{v}\n"
 
 
 def print_digest(lines):

@@ -2,11 +2,12 @@
 
 Usage: confluent_client.py BOOTSTRAP TOPIC_PREFIX produce|verify|read
 
-produce: creates one topic per codec with the admin API, sends the
-messages of common.py with that codec, then reads them back by assignment
-(no consumer group: Ringtail has no group coordinator yet) and checks them.
-verify: only reads and checks; read: the same for topics another client
-produced (see common.parse_args). All print the digest of what was read.
+produce: creates one topic per codec and the edge topic with the admin
+API, sends the messages of common.py (codec topics with common.ACKS), then
+reads them back by assignment (no consumer group: Ringtail has no group
+coordinator yet) and checks them. verify: only reads and checks; read: the
+same for the codec topics another client produced (see common.parse_args).
+All print the digest of what was read.
 """
 
 import sys
@@ -26,11 +27,9 @@ CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 TIMEOUT_S = 30
 
 
-def create_topics(bootstrap, prefix):
+def create_topics(bootstrap, names):
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    topics = [
-        NewTopic(common.topic_name(prefix, c), common.PARTITIONS, 1) for c in CODECS
-    ]
+    topics = [NewTopic(n, common.PARTITIONS, 1) for n in names]
     for topic, future in admin.create_topics(topics, request_timeout=15).items():
         try:
             future.result(timeout=20)
@@ -38,7 +37,7 @@ def create_topics(bootstrap, prefix):
             common.fail(f"create_topics {topic}: {e}")
     # The metadata must show the partitions before producing by key.
     deadline = time.time() + TIMEOUT_S
-    names = {t.topic for t in topics}
+    names = set(names)
     while True:
         md = admin.list_topics(timeout=10)
         ready = {
@@ -51,27 +50,18 @@ def create_topics(bootstrap, prefix):
         time.sleep(0.2)
 
 
-def produce(bootstrap, prefix, codec):
-    errors = []
-
-    def on_delivery(err, msg):
-        if err is not None:
-            errors.append(f"{msg.topic()}: {err}")
-
-    producer = Producer(
+def make_producer(bootstrap, codec, acks):
+    return Producer(
         {
             "bootstrap.servers": bootstrap,
             "compression.type": codec,
             "linger.ms": 20,
-            "acks": "all",
+            "acks": str(acks),
         }
     )
-    topic = common.topic_name(prefix, codec)
-    for m in common.expected(prefix, codec, with_headers=True):
-        producer.produce(
-            topic, key=m.key, value=m.value, headers=list(m.headers), on_delivery=on_delivery
-        )
-        producer.poll(0)
+
+
+def flush(producer, topic, errors):
     left = producer.flush(TIMEOUT_S)
     if left:
         common.fail(f"{topic}: {left} messages not delivered within {TIMEOUT_S} s")
@@ -79,7 +69,60 @@ def produce(bootstrap, prefix, codec):
         common.fail(f"{topic}: delivery failed: {errors[:5]}")
 
 
-def consume(bootstrap, topic):
+def on_delivery(errors):
+    def callback(err, msg):
+        if err is not None:
+            errors.append(f"{msg.topic()}-{msg.partition()}: {err}")
+
+    return callback
+
+
+def produce(bootstrap, prefix, codec):
+    errors = []
+    producer = make_producer(bootstrap, codec, common.ACKS.get(codec, "all"))
+    topic = common.topic_name(prefix, codec)
+    for m in common.expected(prefix, codec, with_headers=True):
+        producer.produce(
+            topic, key=m.key, value=m.value, headers=list(m.headers), on_delivery=on_delivery(errors)
+        )
+        producer.poll(0)
+    flush(producer, topic, errors)
+
+
+def produce_edge(bootstrap, prefix):
+    errors = []
+    producer = make_producer(bootstrap, "none", "all")
+    topic = common.edge_topic(prefix)
+    for partition, key, value, timestamp_ms in common.edge_expected(prefix):
+        producer.produce(
+            topic,
+            key=key,
+            value=value,
+            partition=partition,
+            timestamp=timestamp_ms,
+            on_delivery=on_delivery(errors),
+        )
+        producer.poll(0)
+    flush(producer, topic, errors)
+
+
+def end_offsets(consumer, topic, total):
+    """Waits until the partitions' end offsets add up to `total` (acks=0
+    producers do not wait for the append) or the timeout; returns them."""
+    deadline = time.time() + TIMEOUT_S
+    while True:
+        end = {}
+        for p in range(common.PARTITIONS):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if low != 0:
+                common.fail(f"{topic}-{p}: log start offset {low}, expected 0")
+            end[p] = high
+        if sum(end.values()) >= total or time.time() > deadline:
+            return end
+        time.sleep(0.1)
+
+
+def consume(bootstrap, topic, total):
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -88,22 +131,15 @@ def consume(bootstrap, topic):
             "group.id": "ringtail-assign-only",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
         }
     )
-    end = {}
-    for p in range(common.PARTITIONS):
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        if low != 0:
-            common.fail(f"{topic}-{p}: log start offset {low}, expected 0")
-        end[p] = high
+    end = end_offsets(consumer, topic, total)
     consumer.assign(
         [TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in range(common.PARTITIONS)]
     )
     consumed = {p: [] for p in end}
-    done = {p for p, high in end.items() if high == 0}
     deadline = time.time() + TIMEOUT_S
-    while len(done) < len(end):
+    while any(len(consumed[p]) < end[p] for p in end):
         if time.time() > deadline:
             got = {p: len(v) for p, v in consumed.items()}
             common.fail(f"{topic}: read {got} of end offsets {end} within {TIMEOUT_S} s")
@@ -111,39 +147,44 @@ def consume(bootstrap, topic):
         if msg is None:
             continue
         if msg.error():
-            if msg.error().code() == confluent_kafka.KafkaError._PARTITION_EOF:
-                if msg.offset() >= end[msg.partition()]:
-                    done.add(msg.partition())
-                continue
             common.fail(f"{topic}: consume error {msg.error()}")
         headers = tuple((k, v) for k, v in (msg.headers() or []))
-        consumed[msg.partition()].append((msg.offset(), msg.key(), msg.value(), headers))
-        if msg.offset() + 1 >= end[msg.partition()]:
-            done.add(msg.partition())
+        timestamp_ms = msg.timestamp()[1]
+        consumed[msg.partition()].append(
+            (msg.offset(), msg.key(), msg.value(), headers, timestamp_ms)
+        )
     consumer.close()
     return end, consumed
 
 
 def main():
     bootstrap, prefix, mode = common.parse_args(sys.argv)
-    print(f"confluent-kafka {confluent_kafka.__version__}, librdkafka {confluent_kafka.libversion()[0]}", flush=True)
+    print(
+        f"confluent-kafka {confluent_kafka.__version__}, librdkafka {confluent_kafka.libversion()[0]}",
+        flush=True,
+    )
     if mode == "produce":
-        create_topics(bootstrap, prefix)
+        create_topics(
+            bootstrap, [common.topic_name(prefix, c) for c in CODECS] + [common.edge_topic(prefix)]
+        )
         for codec in CODECS:
             produce(bootstrap, prefix, codec)
+        produce_edge(bootstrap, prefix)
     lines = []
     for codec in CODECS:
         topic = common.topic_name(prefix, codec)
-        end, consumed = consume(bootstrap, topic)
-        common.check_topic(
-            topic,
-            common.expected(prefix, codec, with_headers=True),
-            end,
-            consumed,
-            foreign=mode == "read",
-        )
+        sent = common.expected(prefix, codec, with_headers=True)
+        end, consumed = consume(bootstrap, topic, len(sent))
+        common.check_topic(topic, sent, end, consumed, foreign=mode == "read")
         lines.extend(common.digest_lines(topic, consumed))
         print(f"{topic}: {sum(end.values())} messages in order, end offsets {end}")
+    if mode != "read":
+        topic = common.edge_topic(prefix)
+        sent = common.edge_expected(prefix)
+        end, consumed = consume(bootstrap, topic, len(sent))
+        common.check_edge(topic, sent, end, consumed)
+        lines.extend(common.digest_lines(topic, consumed))
+        print(f"{topic}: {len(sent)} edge messages exact, end offsets {end}")
     common.print_digest(lines)
 
 

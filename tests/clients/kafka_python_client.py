@@ -2,11 +2,13 @@
 
 Usage: kafka_python_client.py BOOTSTRAP TOPIC_PREFIX produce|verify|read
 
-produce: creates one topic per codec with KafkaAdminClient, sends the
-messages of common.py with that codec (the producer's defaults: since
-kafka-python 3.0 that is idempotent with acks=all), then reads them back
-by assignment (no group) and checks them. verify: only reads and checks; read: the same
-for topics another client produced (see common.parse_args). All print the digest of what was read.
+produce: creates one topic per codec and the edge topic with
+KafkaAdminClient, sends the messages of common.py with the producer's
+defaults (since kafka-python 3.0: idempotent, acks=all, so common.ACKS
+does not apply here), then reads them back by assignment (no group) and
+checks them. verify: only reads and checks; read: the same for the codec
+topics another client produced (see common.parse_args). All print the
+digest of what was read.
 """
 
 import sys
@@ -38,11 +40,10 @@ def check_codecs():
         common.fail(f"kafka-python lacks codec modules for {missing}: run tests/run-all.sh")
 
 
-def create_topics(bootstrap, prefix):
+def create_topics(bootstrap, names):
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     topics = [
-        NewTopic(common.topic_name(prefix, c), num_partitions=common.PARTITIONS, replication_factor=1)
-        for c in CODECS
+        NewTopic(n, num_partitions=common.PARTITIONS, replication_factor=1) for n in names
     ]
     try:
         response = admin.create_topics(topics, timeout_ms=15000)
@@ -55,27 +56,48 @@ def create_topics(bootstrap, prefix):
     admin.close()
 
 
-def produce(bootstrap, prefix, codec):
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
-        compression_type=None if codec == "none" else codec,
-        linger_ms=20,
-    )
-    topic = common.topic_name(prefix, codec)
-    futures = [
-        producer.send(topic, key=m.key, value=m.value, headers=list(m.headers))
-        for m in common.expected(prefix, codec, with_headers=True)
-    ]
+def send_all(producer, topic, sends):
+    """`sends`: keyword arguments of KafkaProducer.send, in order."""
+    futures = [producer.send(topic, **kwargs) for kwargs in sends]
     producer.flush(timeout=TIMEOUT_S)
     for i, f in enumerate(futures):
         try:
             f.get(timeout=TIMEOUT_S)
         except Exception as e:  # noqa: BLE001
             common.fail(f"{topic}: message {i} not delivered: {type(e).__name__}: {e}")
+
+
+def produce(bootstrap, prefix, codec):
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        compression_type=None if codec == "none" else codec,
+        linger_ms=20,
+    )
+    send_all(
+        producer,
+        common.topic_name(prefix, codec),
+        [
+            {"key": m.key, "value": m.value, "headers": list(m.headers)}
+            for m in common.expected(prefix, codec, with_headers=True)
+        ],
+    )
     producer.close()
 
 
-def consume(bootstrap, topic):
+def produce_edge(bootstrap, prefix):
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    send_all(
+        producer,
+        common.edge_topic(prefix),
+        [
+            {"key": k, "value": v, "partition": p, "timestamp_ms": t}
+            for p, k, v, t in common.edge_expected(prefix)
+        ],
+    )
+    producer.close()
+
+
+def consume(bootstrap, topic, total):
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -99,32 +121,37 @@ def consume(bootstrap, topic):
         for tp, records in consumer.poll(timeout_ms=500).items():
             for r in records:
                 headers = tuple((k, v) for k, v in (r.headers or []))
-                consumed[tp.partition].append((r.offset, r.key, r.value, headers))
+                consumed[tp.partition].append((r.offset, r.key, r.value, headers, r.timestamp))
     consumer.close()
     return end, consumed
 
 
 def main():
     bootstrap, prefix, mode = common.parse_args(sys.argv)
-    print(f"kafka-python {kafka.__version__}")
+    print(f"kafka-python {kafka.__version__}", flush=True)
     check_codecs()
     if mode == "produce":
-        create_topics(bootstrap, prefix)
+        create_topics(
+            bootstrap, [common.topic_name(prefix, c) for c in CODECS] + [common.edge_topic(prefix)]
+        )
         for codec in CODECS:
             produce(bootstrap, prefix, codec)
+        produce_edge(bootstrap, prefix)
     lines = []
     for codec in CODECS:
         topic = common.topic_name(prefix, codec)
-        end, consumed = consume(bootstrap, topic)
-        common.check_topic(
-            topic,
-            common.expected(prefix, codec, with_headers=True),
-            end,
-            consumed,
-            foreign=mode == "read",
-        )
+        sent = common.expected(prefix, codec, with_headers=True)
+        end, consumed = consume(bootstrap, topic, len(sent))
+        common.check_topic(topic, sent, end, consumed, foreign=mode == "read")
         lines.extend(common.digest_lines(topic, consumed))
         print(f"{topic}: {sum(end.values())} messages in order, end offsets {end}")
+    if mode != "read":
+        topic = common.edge_topic(prefix)
+        sent = common.edge_expected(prefix)
+        end, consumed = consume(bootstrap, topic, len(sent))
+        common.check_edge(topic, sent, end, consumed)
+        lines.extend(common.digest_lines(topic, consumed))
+        print(f"{topic}: {len(sent)} edge messages exact, end offsets {end}")
     common.print_digest(lines)
 
 

@@ -2,9 +2,10 @@
 //
 // Usage: node kafkajs.js BOOTSTRAP TOPIC_PREFIX produce|verify|read
 //
-// produce: creates one topic per codec with kafkajs' admin client, sends
-// the messages of common.py (same scheme, kept in step by hand) with that
-// codec, then reads them back and checks them. verify: only reads and
+// produce: creates one topic per codec and the edge topic with kafkajs'
+// admin client, sends the messages of common.py (same scheme, kept in step
+// by hand; codec topics with its ACKS), then reads them back and checks
+// them. verify: only reads and
 // checks; read: the same for topics another client produced, which may
 // lack headers (kcat sends none). All print the digest of what was read.
 //
@@ -46,6 +47,10 @@ const UNKEYED = 150
 const KEYS = 8
 const PAD = 'ringtail-'.repeat(12) + '\u00e9'
 const TIMEOUT_MS = 30000
+// Producer acks per codec topic (see common.py); others use acks=all.
+const ACKS = { none: 0, gzip: 1 }
+const EDGE_TIMESTAMP_MS = 1700000000000
+const BIG_VALUE_BYTES = 512 * 1024
 
 const CODECS = {
   none: CompressionTypes.None,
@@ -86,6 +91,56 @@ CompressionCodecs[CompressionTypes.ZSTD] = () => ({
 
 function topicName(prefix, codec) {
   return `${prefix}-${codec}`
+}
+
+function edgeTopic(prefix) {
+  return `${prefix}-edge`
+}
+
+// Same bytes as common.big_value().
+function bigValue() {
+  const b = Buffer.alloc(BIG_VALUE_BYTES)
+  for (let i = 0; i < BIG_VALUE_BYTES; i++) b[i] = (i * 7919 + (i >> 9) * 31 + (i >> 3)) & 0xff
+  return b
+}
+
+// {partition, key, value, timestamp} in production order (see common.py).
+function edgeExpected(prefix) {
+  const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
+  const messages = [
+    [Buffer.from('tombstone'), null],
+    [Buffer.alloc(0), Buffer.alloc(0)],
+    [null, Buffer.alloc(0)],
+    [all, Buffer.concat([all, all, all, all])],
+    [Buffer.from('big'), bigValue()],
+    [Buffer.from('after-big'), Buffer.from(`${prefix}|edge|after`)],
+  ]
+  return messages.map(([key, value], i) => ({
+    partition: i % PARTITIONS,
+    key,
+    value,
+    timestamp: EDGE_TIMESTAMP_MS + i * 1000,
+  }))
+}
+
+function same(a, b) {
+  return a === null || b === null ? a === b : Buffer.compare(a, b) === 0
+}
+
+function checkEdge(topic, sent, end, consumed) {
+  for (let p = 0; p < PARTITIONS; p++) {
+    const want = sent.filter(m => m.partition === p)
+    const got = consumed[p] || []
+    if (end[p] !== want.length) fail(`${topic}-${p}: end offset ${end[p]}, sent ${want.length}`)
+    for (let i = 0; i < Math.max(want.length, got.length); i++) {
+      const w = want[i]
+      const g = got[i]
+      const show = m => m && `offset=${m.offset} key=${m.key && m.key.toString('hex').slice(0, 40)} value=${m.value && m.value.toString('hex').slice(0, 40)} (${m.value && m.value.length} bytes) timestamp=${m.timestamp}`
+      if (!w || !g || g.offset !== i || !same(g.key, w.key) || !same(g.value, w.value) || g.timestamp !== w.timestamp) {
+        fail(`${topic}-${p}: read ${show(g)}, sent ${show(w && { ...w, offset: i })}`)
+      }
+    }
+  }
 }
 
 // The messages for one topic, in production order (see common.py).
@@ -167,7 +222,7 @@ async function produce(kafka, prefix, codec) {
   for (let i = 0; i < messages.length; i += chunk) {
     await producer.send({
       topic,
-      acks: -1,
+      acks: codec in ACKS ? ACKS[codec] : -1,
       compression: CODECS[codec],
       messages: messages.slice(i, i + chunk).map(m => ({ key: m.key, value: m.value, headers: m.headers })),
     })
@@ -175,13 +230,34 @@ async function produce(kafka, prefix, codec) {
   await producer.disconnect()
 }
 
-async function consume(kafka, cluster, admin, topic) {
-  const offsets = await admin.fetchTopicOffsets(topic)
-  const end = {}
-  for (const o of offsets) {
-    if (Number(o.low) !== 0) fail(`${topic}-${o.partition}: log start offset ${o.low}, expected 0`)
-    end[o.partition] = Number(o.high)
+async function produceEdge(kafka, prefix) {
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
+  await producer.connect()
+  await producer.send({
+    topic: edgeTopic(prefix),
+    acks: -1,
+    messages: edgeExpected(prefix).map(m => ({ ...m, timestamp: String(m.timestamp) })),
+  })
+  await producer.disconnect()
+}
+
+// Waits until the end offsets add up to `total` (acks=0 producers do not
+// wait for the append) or the timeout; returns them.
+async function endOffsets(admin, topic, total) {
+  const deadline = Date.now() + TIMEOUT_MS
+  for (;;) {
+    const end = {}
+    for (const o of await admin.fetchTopicOffsets(topic)) {
+      if (Number(o.low) !== 0) fail(`${topic}-${o.partition}: log start offset ${o.low}, expected 0`)
+      end[o.partition] = Number(o.high)
+    }
+    if (Object.values(end).reduce((a, b) => a + b, 0) >= total || Date.now() > deadline) return end
+    await new Promise(resolve => setTimeout(resolve, 100))
   }
+}
+
+async function consume(kafka, cluster, admin, topic, total) {
+  const end = await endOffsets(admin, topic, total)
   if (Object.keys(end).length !== PARTITIONS) fail(`${topic}: ${Object.keys(end).length} partitions, expected ${PARTITIONS}`)
   await cluster.addTargetTopic(topic)
   await cluster.refreshMetadata()
@@ -205,7 +281,7 @@ async function consume(kafka, cluster, admin, topic) {
         // A fetch inside a batch returns the whole batch.
         if (offset < next) continue
         if (offset !== next) fail(`${topic}-${partitionId}: expected offset ${next}, fetched ${offset}`)
-        records.push({ offset, key: m.key, value: m.value, headers: m.headers || {} })
+        records.push({ offset, key: m.key, value: m.value, headers: m.headers || {}, timestamp: Number(m.timestamp) })
         next = offset + 1
       }
     }
@@ -229,27 +305,44 @@ async function main() {
     const created = await admin.createTopics({
       waitForLeaders: true,
       timeout: 15000,
-      topics: codecs.map(c => ({ topic: topicName(prefix, c), numPartitions: PARTITIONS, replicationFactor: 1 })),
+      topics: codecs
+        .map(c => topicName(prefix, c))
+        .concat([edgeTopic(prefix)])
+        .map(topic => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })),
     })
     if (!created) fail('createTopics: topics already existed')
     for (const codec of codecs) await produce(kafka, prefix, codec)
+    await produceEdge(kafka, prefix)
   }
   const sym = Object.getOwnPropertySymbols(kafka).find(s => s.description === 'private:Kafka:createCluster')
   if (!sym) fail('kafkajs internals changed: no createCluster on the Kafka object')
   const cluster = kafka[sym]({ allowAutoTopicCreation: false })
   await cluster.connect()
   const digest = crypto.createHash('sha256')
-  for (const codec of codecs) {
-    const topic = topicName(prefix, codec)
-    const { end, consumed } = await consume(kafka, cluster, admin, topic)
-    checkTopic(topic, expected(prefix, codec), end, consumed, mode === 'read')
+  const addToDigest = (topic, consumed) => {
     for (const p of Object.keys(consumed).map(Number).sort()) {
       for (const r of consumed[p]) {
         const k = r.key === null ? '-' : r.key.toString('hex')
-        digest.update(`${topic}|${p}|${r.offset}|${k}|${r.value.toString('hex')}\n`)
+        const v = r.value === null ? '-' : r.value.toString('hex')
+        digest.update(`${topic}|${p}|${r.offset}|${k}|${v}\n`)
       }
     }
-    console.log(`${topic}: ${Object.values(end).reduce((a, b) => a + b, 0)} messages in order, end offsets ${JSON.stringify(end)}`)
+  }
+  for (const codec of codecs) {
+    const topic = topicName(prefix, codec)
+    const sent = expected(prefix, codec)
+    const { end, consumed } = await consume(kafka, cluster, admin, topic, sent.length)
+    checkTopic(topic, sent, end, consumed, mode === 'read')
+    addToDigest(topic, consumed)
+    console.log(`${topic}: ${sent.length} messages in order, end offsets ${JSON.stringify(end)}`)
+  }
+  if (mode !== 'read') {
+    const topic = edgeTopic(prefix)
+    const sent = edgeExpected(prefix)
+    const { end, consumed } = await consume(kafka, cluster, admin, topic, sent.length)
+    checkEdge(topic, sent, end, consumed)
+    addToDigest(topic, consumed)
+    console.log(`${topic}: ${sent.length} edge messages exact, end offsets ${JSON.stringify(end)}`)
   }
   await cluster.disconnect()
   await admin.disconnect()
