@@ -78,13 +78,9 @@ impl Conn {
         Ok(body)
     }
 
-    /// Sends a request and decodes its response.
-    fn call<Req: Request + Encodable, Resp: Decodable + Message>(
-        &mut self,
-        version: i16,
-        request: &Req,
-    ) -> Resp {
-        let api_key = ApiKey::from_key(Req::KEY).expect("known key");
+    /// Encodes a request frame without sending it; returns its
+    /// correlation id too.
+    fn frame<Req: Request + Encodable>(&mut self, version: i16, request: &Req) -> (i32, BytesMut) {
         let correlation_id = self.next_correlation_id();
         let mut buf = BytesMut::new();
         encode_request_frame(
@@ -95,13 +91,34 @@ impl Conn {
             &mut buf,
         )
         .expect("encode request");
-        self.send(&buf);
+        (correlation_id, buf)
+    }
+
+    /// Reads the response to `correlation_id`, which must come next.
+    fn response<Resp: Decodable + Message>(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+    ) -> Resp {
         let frame = self
             .read_frame()
             .unwrap_or_else(|e| panic!("{api_key:?} v{version}: no response: {e}"));
         let (got, body) = parse_response_header(api_key, version, &frame).expect("header");
         assert_eq!(got.0, correlation_id, "{api_key:?}: correlation id");
         decode_response(api_key, version, body).expect("decode response")
+    }
+
+    /// Sends a request and decodes its response.
+    fn call<Req: Request + Encodable, Resp: Decodable + Message>(
+        &mut self,
+        version: i16,
+        request: &Req,
+    ) -> Resp {
+        let api_key = ApiKey::from_key(Req::KEY).expect("known key");
+        let (correlation_id, buf) = self.frame(version, request);
+        self.send(&buf);
+        self.response(api_key, version, correlation_id)
     }
 
     /// Asserts that the broker closes this connection without answering.
@@ -141,22 +158,7 @@ impl Conn {
         acks: i16,
         batches: Vec<(&str, Vec<u8>)>,
     ) -> ProduceResponse {
-        let request = ProduceRequest::default()
-            .with_acks(acks)
-            .with_timeout_ms(5000)
-            .with_topic_data(
-                batches
-                    .into_iter()
-                    .map(|(topic, records)| {
-                        TopicProduceData::default()
-                            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                            .with_partition_data(vec![PartitionProduceData::default()
-                                .with_index(0)
-                                .with_records(Some(Bytes::from(records)))])
-                    })
-                    .collect(),
-            );
-        self.call(version, &request)
+        self.call(version, &produce_request(acks, batches))
     }
 
     fn produce(&mut self, acks: i16, topic: &str, records: Vec<u8>) -> ProduceResponse {
@@ -165,40 +167,73 @@ impl Conn {
 
     /// The single partition error code of a one-partition produce.
     fn produce_error(&mut self, acks: i16, records: Vec<u8>) -> i16 {
-        let response = self.produce(acks, TOPIC, records);
-        assert_eq!(response.responses.len(), 1, "{response:?}");
-        let partitions = &response.responses[0].partition_responses;
-        assert_eq!(partitions.len(), 1, "{response:?}");
-        partitions[0].error_code
+        produce_result(&self.produce(acks, TOPIC, records)).0
     }
 
     /// Fetches `data-0` from offset 0: (high watermark, record bytes).
     fn fetch_all(&mut self) -> (i64, Vec<u8>) {
-        let request = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(0)
-            .with_min_bytes(1)
-            .with_max_bytes(1 << 20)
-            .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(0)
-                    .with_fetch_offset(0)
-                    .with_partition_max_bytes(1 << 20)])]);
-        let response: FetchResponse = self.call(FETCH_VERSION, &request);
-        assert_eq!(response.error_code, 0, "{response:?}");
-        let partition = &response.responses[0].partitions[0];
-        assert_eq!(partition.error_code, 0, "fetch: {partition:?}");
-        (
-            partition.high_watermark,
-            partition.records.clone().unwrap_or_default().to_vec(),
-        )
+        let response: FetchResponse = self.call(FETCH_VERSION, &fetch_request());
+        fetched(&response)
     }
 
     fn metadata(&mut self) -> MetadataResponse {
         self.call(12, &MetadataRequest::default().with_topics(None))
     }
+}
+
+/// A produce to partition 0 of each topic in `batches`.
+fn produce_request(acks: i16, batches: Vec<(&str, Vec<u8>)>) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(
+            batches
+                .into_iter()
+                .map(|(topic, records)| {
+                    TopicProduceData::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partition_data(vec![PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(Bytes::from(records)))])
+                })
+                .collect(),
+        )
+}
+
+/// The single partition error code and base offset of a one-partition
+/// produce response.
+fn produce_result(response: &ProduceResponse) -> (i16, i64) {
+    assert_eq!(response.responses.len(), 1, "{response:?}");
+    let partitions = &response.responses[0].partition_responses;
+    assert_eq!(partitions.len(), 1, "{response:?}");
+    (partitions[0].error_code, partitions[0].base_offset)
+}
+
+/// A fetch of `data-0` from offset 0.
+fn fetch_request() -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])])
+}
+
+/// (high watermark, record bytes) of a `fetch_request` response.
+fn fetched(response: &FetchResponse) -> (i64, Vec<u8>) {
+    assert_eq!(response.error_code, 0, "{response:?}");
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0, "fetch: {partition:?}");
+    (
+        partition.high_watermark,
+        partition.records.clone().unwrap_or_default().to_vec(),
+    )
 }
 
 /// A valid batch of `n` records, as a producer sends it.
@@ -215,6 +250,18 @@ fn batch(tag: &str, n: usize, value_bytes: usize) -> Vec<u8> {
         );
     }
     b.build()
+}
+
+/// A valid one-record batch of exactly `size_bytes`.
+fn batch_of_size(size_bytes: usize) -> Vec<u8> {
+    for value_bytes in (0..size_bytes).rev() {
+        let mut b = BatchBuilder::new();
+        b.append(1_700_000_000_000, None, Some(&vec![b'x'; value_bytes]), &[]);
+        if b.size_bytes() == size_bytes {
+            return b.build();
+        }
+    }
+    panic!("no one-record batch has {size_bytes} bytes");
 }
 
 /// The broker under test plus the reference data stored in it.
@@ -364,6 +411,20 @@ fn acks_5_is_invalid_required_acks() {
 fn batch_over_message_max_bytes_is_message_too_large() {
     let fixture = Fixture::start("too-large", &["message.max.bytes=4096"]);
     let mut conn = Conn::open(&fixture.broker);
+    // Exactly the limit is allowed, as in Kafka (`size > max` is refused).
+    conn.create_topic("side");
+    let response = conn.produce(1, "side", batch_of_size(4096));
+    assert_eq!(
+        produce_result(&response),
+        (0, 0),
+        "a batch of exactly message.max.bytes"
+    );
+    let response = conn.produce(1, "side", batch_of_size(4097));
+    assert_eq!(
+        produce_result(&response).0,
+        ErrorCode::MessageTooLarge.code(),
+        "a batch one byte over message.max.bytes"
+    );
     let big = batch("big", 10, 500);
     assert!(big.len() > 4096);
     assert_eq!(
@@ -395,7 +456,27 @@ fn frame_over_socket_request_max_bytes_closes_only_that_connection() {
     let fixture = Fixture::start("oversized", &["socket.request.max.bytes=2048"]);
     let mut other = Conn::open(&fixture.broker);
     let mut conn = Conn::open(&fixture.broker);
-    conn.metadata();
+    // A frame of exactly the limit is served (Kafka refuses `size > max`).
+    conn.create_topic("side");
+    let mut exact = None;
+    for batch_bytes in (100..2048).rev() {
+        let (correlation_id, frame) = conn.frame(
+            PRODUCE_VERSION,
+            &produce_request(1, vec![("side", batch_of_size(batch_bytes))]),
+        );
+        if frame.len() == 4 + 2048 {
+            exact = Some((correlation_id, frame));
+            break;
+        }
+    }
+    let (correlation_id, frame) = exact.expect("a produce frame of exactly 2048 bytes");
+    conn.send(&frame);
+    let response: ProduceResponse = conn.response(ApiKey::Produce, PRODUCE_VERSION, correlation_id);
+    assert_eq!(
+        produce_result(&response),
+        (0, 0),
+        "a frame of exactly socket.request.max.bytes"
+    );
     // Only the size prefix and a little: the broker judges the prefix.
     let mut frame = Vec::new();
     frame.put_i32(2049);
@@ -404,6 +485,81 @@ fn frame_over_socket_request_max_bytes_closes_only_that_connection() {
     conn.assert_closed("a frame over socket.request.max.bytes");
     fixture.assert_intact(&mut other, "a frame over socket.request.max.bytes");
     fixture.finish("a frame over socket.request.max.bytes");
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_around_a_bad_batch() {
+    let fixture = Fixture::start("pipelined", &[]);
+    let mut conn = Conn::open(&fixture.broker);
+    conn.create_topic("side");
+    let mut bad = batch("crc", 3, 10);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    // Five requests in one write, the second one bad.
+    let requests = [
+        conn.frame(
+            PRODUCE_VERSION,
+            &produce_request(-1, vec![("side", batch("a", 2, 10))]),
+        ),
+        conn.frame(PRODUCE_VERSION, &produce_request(-1, vec![(TOPIC, bad)])),
+        conn.frame(
+            PRODUCE_VERSION,
+            &produce_request(1, vec![("side", batch("b", 3, 10))]),
+        ),
+        conn.frame(FETCH_VERSION, &fetch_request()),
+        conn.frame(
+            PRODUCE_VERSION,
+            &produce_request(1, vec![("side", batch("c", 1, 10))]),
+        ),
+    ];
+    let ids: Vec<i32> = requests.iter().map(|(id, _)| *id).collect();
+    let bytes: Vec<u8> = requests.iter().flat_map(|(_, f)| f.to_vec()).collect();
+    conn.send(&bytes);
+    let produced = |conn: &mut Conn, id| {
+        let r: ProduceResponse = conn.response(ApiKey::Produce, PRODUCE_VERSION, id);
+        produce_result(&r)
+    };
+    assert_eq!(produced(&mut conn, ids[0]), (0, 0));
+    assert_eq!(
+        produced(&mut conn, ids[1]),
+        (ErrorCode::CorruptMessage.code(), -1)
+    );
+    assert_eq!(produced(&mut conn, ids[2]), (0, 2));
+    let response: FetchResponse = conn.response(ApiKey::Fetch, FETCH_VERSION, ids[3]);
+    assert!(
+        fetched(&response) == (fixture.high_watermark, fixture.reference.clone()),
+        "pipelined fetch differs from the reference data"
+    );
+    assert_eq!(produced(&mut conn, ids[4]), (0, 5));
+    fixture.assert_intact(&mut conn, "pipelined requests with a bad batch");
+    fixture.finish("pipelined requests with a bad batch");
+}
+
+#[test]
+fn requests_before_a_fatal_frame_are_answered_before_the_close() {
+    let fixture = Fixture::start("answer-then-close", &["socket.request.max.bytes=2048"]);
+    let mut oversized = Vec::new();
+    oversized.put_i32(4096);
+    oversized.put_slice(&[0u8; 16]);
+    let fatal = [
+        ("an unknown api key", raw_frame(1000, 0, 99, false, &[])),
+        ("Produce v99", raw_frame(0, 99, 99, true, &[])),
+        ("an oversized frame", oversized),
+        ("a negative frame size", (-1i32).to_be_bytes().to_vec()),
+    ];
+    for (what, bad) in fatal {
+        let mut conn = Conn::open(&fixture.broker);
+        let (id, mut bytes) = conn.frame(FETCH_VERSION, &fetch_request());
+        bytes.extend_from_slice(&bad);
+        conn.send(&bytes);
+        let response: FetchResponse = conn.response(ApiKey::Fetch, FETCH_VERSION, id);
+        assert!(
+            fetched(&response) == (fixture.high_watermark, fixture.reference.clone()),
+            "{what}: the fetch before it was not answered with the reference data"
+        );
+        conn.assert_closed(what);
+    }
+    fixture.finish("fatal frames after a fetch");
 }
 
 #[test]
