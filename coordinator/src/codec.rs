@@ -617,7 +617,10 @@ fn put_body(w: &mut W, body: &ZabBody) {
             w.u8(9);
             w.u32(epoch.0);
         }
-        ZabBody::UpToDate => w.u8(10),
+        ZabBody::UpToDate { committed } => {
+            w.u8(10);
+            w.u64(committed.0);
+        }
         ZabBody::Ack { zxid } => {
             w.u8(11);
             w.u64(zxid.0);
@@ -687,7 +690,9 @@ fn get_body(r: &mut R<'_>) -> Result<ZabBody, DecodeError> {
         9 => ZabBody::NewLeaderAck {
             epoch: Epoch(r.u32("epoch")?),
         },
-        10 => ZabBody::UpToDate,
+        10 => ZabBody::UpToDate {
+            committed: Zxid(r.u64("zxid")?),
+        },
         11 => ZabBody::Ack {
             zxid: Zxid(r.u64("zxid")?),
         },
@@ -905,7 +910,7 @@ mod tests {
             ZabBody::Snap {
                 tree: Box::new(DataTree::new()),
             },
-            ZabBody::UpToDate,
+            ZabBody::UpToDate { committed: Zxid(7) },
         ];
         for body in bodies {
             let msg = Message::Zab {

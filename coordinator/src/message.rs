@@ -101,7 +101,12 @@ pub enum ZabBody {
         epoch: Epoch,
     },
     /// UPTODATE: the epoch is established; start serving.
-    UpToDate,
+    /// It carries the leader's commit point: a learner whose log already
+    /// held the new epoch's initial history got no COMMIT for it in the
+    /// sync stream (an empty DIFF), and must still apply it.
+    UpToDate {
+        committed: Zxid,
+    },
     /// ACK of a proposal: sent only once it (and so every earlier one) is
     /// durable. Cumulative.
     Ack {

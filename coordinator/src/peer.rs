@@ -1310,7 +1310,8 @@ impl Leader {
         }
         if self.established {
             h.up_to_date = true;
-            Leader::send(core, from, h, ZabBody::UpToDate);
+            let committed = core.tree.last_zxid();
+            Leader::send(core, from, h, ZabBody::UpToDate { committed });
             self.try_commit(core);
             return Flow::Stay;
         }
@@ -1351,7 +1352,8 @@ impl Leader {
             if let Some(h) = self.handlers.get_mut(&id) {
                 if h.state == HandlerState::Synced {
                     h.up_to_date = true;
-                    Leader::send(core, id, h, ZabBody::UpToDate);
+                    let committed = core.tree.last_zxid();
+                    Leader::send(core, id, h, ZabBody::UpToDate { committed });
                 }
             }
         }
@@ -1672,7 +1674,10 @@ impl Learner {
                 core.persist(PersistAction::CurrentEpoch(epoch), After::SendNewLeaderAck(epoch));
                 Flow::Stay
             }
-            (Phase::NewLeader, ZabBody::UpToDate) => {
+            (Phase::NewLeader, ZabBody::UpToDate { committed }) => {
+                // Every proposal up to the leader's commit point was sent on
+                // this link before UPTODATE, so our log holds it.
+                self.sync_commit = self.sync_commit.max(committed);
                 if self.sync_commit > core.last_zxid() {
                     return core.violation(format!("sync commit {} beyond our log", self.sync_commit));
                 }

@@ -226,6 +226,7 @@ pub struct Sim {
     /// The leader's last zxid when it sent NEWLEADER on a link: the
     /// learner's ack promises all of it is durable.
     newleader_expect: HashMap<(usize, LinkId), Zxid>,
+    sync_floors: BTreeMap<RequestId, (usize, Zxid)>,
     trace: bool,
     pub stats: Stats,
 }
@@ -248,6 +249,7 @@ impl Sim {
             chaos: opts.chaos_ms > 0,
             checker: Checker::default(),
             newleader_expect: HashMap::new(),
+            sync_floors: BTreeMap::new(),
             trace: std::env::var_os("RINGTAIL_SIM_TRACE").is_some(),
             stats: Stats::default(),
             opts,
@@ -681,7 +683,7 @@ impl Sim {
                 | ZabBody::NewLeaderAck { .. }
                 | ZabBody::AckEpoch { .. }
                 | ZabBody::Commit { .. }
-                | ZabBody::UpToDate
+                | ZabBody::UpToDate { .. }
                     if self.chaos && self.rng.chance(self.opts.faults.crash_after_ack) =>
                 {
                     self.schedule(0, Event::Crash(from));
@@ -881,6 +883,11 @@ impl Sim {
         self.next_request += 1;
         self.requests.insert(id, c);
         self.clients[c].outstanding = Some((id, self.now_ms));
+        if op == ClientOp::Sync {
+            // After `sync` the peer must have applied everything committed
+            // anywhere when the client asked.
+            self.sync_floors.insert(id, (peer, self.checker.last_committed()));
+        }
         let request = ClientRequest {
             id,
             session: self.clients[c].session,
@@ -946,6 +953,14 @@ impl Sim {
                 return Err(format!("client told {zxid} succeeded, but it is not committed"));
             }
             self.stats.acknowledged_writes += 1;
+        }
+        if let Some((peer, floor)) = self.sync_floors.remove(&id) {
+            let committed = self.peer(peer).map_or(Zxid::ZERO, |p| p.committed_zxid());
+            if response == Response::Synced && committed < floor {
+                return Err(format!(
+                    "sync answered at {committed}, but {floor} was committed before it was asked"
+                ));
+            }
         }
         self.responses.insert(id, response.clone());
         let Some(c) = self.requests.remove(&id) else {
