@@ -25,15 +25,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Third-party Kafka clients for tests/clients.rs, each installed only when
-# its pinned set is not already there (a stamp copy of the pin file).
-if ! cmp -s tests/clients/requirements.txt .venv/ringtail-requirements.txt; then
+# Third-party Kafka clients for tests/clients.rs. Each set is installed
+# when its pin file changed since the last install (a stamp copy) or when
+# it does not load; otherwise this costs nothing.
+if ! cmp -s tests/clients/requirements.txt .venv/ringtail-requirements.txt ||
+  ! .venv/bin/python -c 'import confluent_kafka, kafka, lz4, snappy, zstandard' >/dev/null 2>&1; then
   log "installing Python clients into .venv"
-  python3 -m venv .venv
+  python3 -m venv --clear .venv
   .venv/bin/pip install -q --disable-pip-version-check -r tests/clients/requirements.txt
   cp tests/clients/requirements.txt .venv/ringtail-requirements.txt
 fi
-if ! cmp -s tests/clients/package.json tests/clients/node_modules/ringtail-package.json; then
+if ! cmp -s tests/clients/package.json tests/clients/node_modules/ringtail-package.json ||
+  ! (cd tests/clients && node -e "for (const m of ['kafkajs', 'kafkajs-snappy', 'lz4js', '@bokuweb/zstd-wasm']) require(m)") >/dev/null 2>&1; then
   log "installing kafkajs into tests/clients/node_modules"
   npm install --prefix tests/clients --no-audit --no-fund --loglevel=error >/dev/null
   cp tests/clients/package.json tests/clients/node_modules/ringtail-package.json

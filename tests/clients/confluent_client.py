@@ -5,7 +5,8 @@ Usage: confluent_client.py BOOTSTRAP TOPIC_PREFIX produce|verify|read
 produce: creates one topic per codec and the edge topic with the admin
 API, sends the messages of common.py (codec topics with common.ACKS), then
 reads them back by assignment (no consumer group: Ringtail has no group
-coordinator yet) and checks them. verify: only reads and checks; read: the
+coordinator yet) and checks them. It also checks that a new message wakes
+a consumer's parked (long-poll) Fetch at once, on `{prefix}-tail`. verify: only reads and checks; read: the
 same for the codec topics another client produced (see common.parse_args).
 All print the digest of what was read.
 """
@@ -106,6 +107,45 @@ def produce_edge(bootstrap, prefix):
     flush(producer, topic, errors)
 
 
+def check_long_poll(bootstrap, prefix):
+    """A consumer at the end of a partition has a Fetch parked (up to
+    fetch.wait.max.ms = 10 s); a new message must wake it at once."""
+    topic = f"{prefix}-tail"
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "ringtail-assign-only",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10000,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, confluent_kafka.OFFSET_END)])
+    settle = time.time() + 2
+    while time.time() < settle:
+        msg = consumer.poll(0.1)
+        if msg is not None:
+            common.fail(f"{topic}: read {msg.value()!r} ({msg.error()}) from an empty partition")
+    producer = make_producer(bootstrap, "none", 1)
+    for i in range(3):
+        value = f"tail-{i}".encode()
+        start = time.time()
+        producer.produce(topic, value=value, partition=0)
+        producer.flush(10)
+        while True:
+            msg = consumer.poll(0.05)
+            waited = time.time() - start
+            if msg is not None:
+                if msg.error() or msg.value() != value:
+                    common.fail(f"{topic}: long poll read {msg.value()!r} ({msg.error()}), sent {value!r}")
+                break
+            if waited > 5:
+                common.fail(f"{topic}: message {i} not read {waited:.1f} s after it was produced")
+        if waited > 2:
+            common.fail(f"{topic}: a parked fetch took {waited:.2f} s to return a new message")
+        print(f"{topic}: long poll returned message {i} {waited * 1000:.0f} ms after the produce")
+    consumer.close()
+
+
 def end_offsets(consumer, topic, total):
     """Waits until the partitions' end offsets add up to `total` (acks=0
     producers do not wait for the append) or the timeout; returns them."""
@@ -165,11 +205,14 @@ def main():
     )
     if mode == "produce":
         create_topics(
-            bootstrap, [common.topic_name(prefix, c) for c in CODECS] + [common.edge_topic(prefix)]
+            bootstrap,
+            [common.topic_name(prefix, c) for c in CODECS]
+            + [common.edge_topic(prefix), f"{prefix}-tail"],
         )
         for codec in CODECS:
             produce(bootstrap, prefix, codec)
         produce_edge(bootstrap, prefix)
+        check_long_poll(bootstrap, prefix)
     lines = []
     for codec in CODECS:
         topic = common.topic_name(prefix, codec)
