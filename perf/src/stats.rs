@@ -88,7 +88,8 @@ impl Tally {
 
     /// The progress line with the 50th, 95th, 99th and 99.9th percentiles.
     pub fn summary_line(&self, verb: &str, elapsed: Duration) -> String {
-        let p = |q: f64| ms(self.latency_us.value_at_quantile(q));
+        // HDR reports a bucket's highest value; never above the exact max.
+        let p = |q: f64| ms(self.latency_us.value_at_quantile(q).min(self.max_us()));
         let mut line = self.progress_line(verb, elapsed);
         line.pop(); // the full stop
         line.push_str(&format!(
