@@ -9,6 +9,8 @@
 //!   per Kafka API (`server/handlers/`).
 //! - [`partition`]: a partition on its owner shard: log, high watermark,
 //!   parked fetches.
+//! - [`group`]: the group coordinator (consumer groups, committed
+//!   offsets in `__consumer_offsets`).
 //! - [`metadata`]: the topic table (names, ids, partition counts, configs).
 //! - [`producer_ids`]: producer ids for InitProducerId, persisted in blocks.
 //! - [`broker`]: start-up, signals and clean shutdown.
@@ -18,6 +20,7 @@
 pub mod admin;
 pub mod broker;
 pub mod config;
+pub mod group;
 pub mod metadata;
 pub mod partition;
 pub mod producer_ids;

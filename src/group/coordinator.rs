@@ -1,0 +1,1559 @@
+//! The sans-IO group coordinator: the classic protocol as Kafka's
+//! `GroupCoordinator` and `GroupMetadata` run it, for every group of one
+//! shard.
+//!
+//! Inputs are requests stamped with the current time (milliseconds on any
+//! monotonic clock), [`Coordinator::tick`], and [`Coordinator::persisted`]
+//! for records the driver made durable. Outputs collect in an internal
+//! queue that the driver takes with [`Coordinator::drain`]: replies to
+//! JoinGroup and SyncGroup (answered when the rebalance gets there), to
+//! OffsetCommit (answered only once its records are durable), and records
+//! to append to `__consumer_offsets`. Requests that are answered at once
+//! (Heartbeat, LeaveGroup, queries) return their answer directly.
+//!
+//! # States (Kafka's names)
+//!
+//! ```text
+//! Empty --join--> PreparingRebalance --all joined / rebalance timeout-->
+//!   CompletingRebalance --leader's SyncGroup--> Stable
+//! Stable/CompletingRebalance --join, leave, expiry--> PreparingRebalance
+//! PreparingRebalance --nobody rejoined--> Empty;  Empty --delete--> Dead
+//! ```
+//!
+//! A generation ends when a rebalance completes; only members that
+//! rejoined in time survive it. Requests naming an older generation get
+//! ILLEGAL_GENERATION, unknown member ids UNKNOWN_MEMBER_ID, and an old
+//! member id for a static `group.instance.id` FENCED_INSTANCE_ID.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bytes::Bytes;
+
+use super::records::{self, Record};
+
+#[cfg(test)]
+#[path = "sim.rs"]
+mod sim;
+
+pub type ReplyTo = u64;
+pub type TopicPartition = (String, i32);
+
+/// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
+pub const SESSION_TIMEOUT_MS_MIN: i32 = 6_000;
+pub const SESSION_TIMEOUT_MS_MAX: i32 = 1_800_000;
+/// Kafka's `group.initial.rebalance.delay.ms`: the first rebalance of an
+/// empty group waits this long (extended per new member, up to the
+/// rebalance timeout) so a starting fleet lands in one generation.
+pub const INITIAL_REBALANCE_DELAY_MS: i64 = 3_000;
+/// How long a new member may wait in a rebalance before it is dropped
+/// (Kafka's `NewMemberJoinTimeoutMs`).
+pub const NEW_MEMBER_JOIN_TIMEOUT_MS: i64 = 300_000;
+/// Members per group (Kafka's `group.max.size` defaults to unbounded; a
+/// bound keeps a misbehaving client from growing one group without end).
+pub const GROUP_MEMBERS_MAX: usize = 10_000;
+/// Kafka's `offset.metadata.max.bytes`.
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4_096;
+
+/// Why a group request is refused; the handler maps each to Kafka's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("the group id is empty")]
+    InvalidGroupId,
+    #[error("the session timeout is outside the broker's bounds")]
+    InvalidSessionTimeout,
+    #[error("the protocol type or protocols do not match the group's")]
+    InconsistentGroupProtocol,
+    #[error("the member must rejoin with the member id it was given")]
+    MemberIdRequired,
+    #[error("the member id is not in the group")]
+    UnknownMemberId,
+    #[error("the generation is not the group's current one")]
+    IllegalGeneration,
+    #[error("another member holds this group.instance.id")]
+    FencedInstanceId,
+    #[error("the group is rebalancing")]
+    RebalanceInProgress,
+    #[error("the group is being removed")]
+    CoordinatorNotAvailable,
+    #[error("the group has the most members it may have")]
+    GroupMaxSizeReached,
+    #[error("the group does not exist")]
+    GroupIdNotFound,
+    #[error("the group has members")]
+    NonEmptyGroup,
+    #[error("the group's members subscribe to the topic")]
+    GroupSubscribedToTopic,
+    #[error("the offset metadata is too large")]
+    OffsetMetadataTooLarge,
+    #[error("the offsets could not be stored")]
+    StorageFailed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+    Dead,
+}
+
+impl GroupState {
+    /// Kafka's names, as ListGroups and DescribeGroups report them.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub group_id: String,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// v4+: a new member first gets MEMBER_ID_REQUIRED and its id.
+    pub require_known_member_id: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinedMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub metadata: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JoinResult {
+    pub error: Option<GroupError>,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub skip_assignment: bool,
+    pub member_id: String,
+    /// Filled for the leader only.
+    pub members: Vec<JoinedMember>,
+}
+
+impl JoinResult {
+    fn error(member_id: &str, error: GroupError) -> JoinResult {
+        JoinResult {
+            error: Some(error),
+            generation_id: -1,
+            member_id: member_id.to_string(),
+            ..JoinResult::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncRequest {
+    pub group_id: String,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignments: Vec<(String, Bytes)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncResult {
+    pub error: Option<GroupError>,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncResult {
+    fn error(error: GroupError) -> SyncResult {
+        SyncResult {
+            error: Some(error),
+            ..SyncResult::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetAndMetadata {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommitRequest {
+    pub group_id: String,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
+}
+
+pub type CommitResult = Vec<(TopicPartition, Result<(), GroupError>)>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Join(ReplyTo, JoinResult),
+    Sync(ReplyTo, SyncResult),
+    Commit(ReplyTo, CommitResult),
+    /// Records for the group's `__consumer_offsets` partition. With a
+    /// token, the driver answers [`Coordinator::persisted`] once they are
+    /// durable (or failed).
+    Persist {
+        token: Option<u64>,
+        group_id: String,
+        records: Vec<Record>,
+    },
+}
+
+/// One member as DescribeGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSummary {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    pub members: Vec<MemberSummary>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+    awaiting_join: Option<ReplyTo>,
+    awaiting_sync: Option<ReplyTo>,
+    last_heartbeat_ms: i64,
+    is_new: bool,
+    /// Join order, for electing a leader deterministically.
+    seq: u64,
+}
+
+impl Member {
+    fn metadata(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(name, _)| name == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+
+    fn matches(&self, protocols: &[(String, Bytes)]) -> bool {
+        self.protocols == protocols
+    }
+
+    /// Kafka's `shouldKeepAlive`: members inside a rebalance step are kept
+    /// until the rebalance's own deadline decides, except new members
+    /// that wait too long.
+    fn alive_at(&self, now_ms: i64) -> bool {
+        if self.awaiting_join.is_some() {
+            !self.is_new || self.last_heartbeat_ms + NEW_MEMBER_JOIN_TIMEOUT_MS > now_ms
+        } else if self.awaiting_sync.is_some() {
+            true
+        } else {
+            self.last_heartbeat_ms + i64::from(self.session_timeout_ms) > now_ms
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub id: String,
+    pub state: GroupState,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader_id: Option<String>,
+    members: BTreeMap<String, Member>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, with their expiry.
+    pending_members: BTreeMap<String, i64>,
+    /// group.instance.id -> member id.
+    static_members: HashMap<String, String>,
+    /// Members of this generation that have not sent SyncGroup yet.
+    pending_sync: BTreeSet<String>,
+    /// PreparingRebalance: when the join phase ends regardless.
+    join_deadline_ms: Option<i64>,
+    /// The initial delayed join: extensions left, and whether a member
+    /// joined during the current delay.
+    initial_delay_left_ms: Option<i64>,
+    new_member_added: bool,
+    /// When members still in `pending_sync` are dropped.
+    sync_deadline_ms: Option<i64>,
+    pub offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+    /// Commits accepted but not yet durable, per partition.
+    pending_offsets: BTreeMap<TopicPartition, usize>,
+    next_seq: u64,
+}
+
+impl Group {
+    fn new(id: &str) -> Group {
+        Group {
+            id: id.to_string(),
+            state: GroupState::Empty,
+            generation_id: 0,
+            protocol_type: None,
+            protocol_name: None,
+            leader_id: None,
+            members: BTreeMap::new(),
+            pending_members: BTreeMap::new(),
+            static_members: HashMap::new(),
+            pending_sync: BTreeSet::new(),
+            join_deadline_ms: None,
+            initial_delay_left_ms: None,
+            new_member_added: false,
+            sync_deadline_ms: None,
+            offsets: BTreeMap::new(),
+            pending_offsets: BTreeMap::new(),
+            next_seq: 0,
+        }
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    pub fn has_member(&self, member_id: &str) -> bool {
+        self.members.contains_key(member_id)
+    }
+
+    pub fn is_pending_member(&self, member_id: &str) -> bool {
+        self.pending_members.contains_key(member_id)
+    }
+
+    pub fn member(&self, member_id: &str) -> Option<&Member> {
+        self.members.get(member_id)
+    }
+
+    /// Kafka's `isStaticMemberFenced`: the instance id belongs to another
+    /// member id.
+    fn static_fenced(&self, instance_id: Option<&str>, member_id: &str) -> bool {
+        instance_id
+            .and_then(|i| self.static_members.get(i))
+            .is_some_and(|owner| owner != member_id)
+    }
+
+    fn rebalance_timeout_ms(&self) -> i64 {
+        self.members
+            .values()
+            .map(|m| i64::from(m.rebalance_timeout_ms))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Protocol names every member supports.
+    fn common_protocols(&self) -> Vec<String> {
+        let mut it = self.members.values();
+        let Some(first) = it.next() else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = first.protocols.iter().map(|(n, _)| n.clone()).collect();
+        for m in it {
+            names.retain(|n| m.protocols.iter().any(|(p, _)| p == n));
+        }
+        names
+    }
+
+    fn supports_protocols(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if self.members.is_empty() {
+            return !protocol_type.is_empty() && !protocols.is_empty();
+        }
+        if self.protocol_type.as_deref() != Some(protocol_type) {
+            return false;
+        }
+        let common = self.common_protocols();
+        protocols.iter().any(|(p, _)| common.contains(p))
+    }
+
+    /// Each member votes for its most preferred common protocol; most
+    /// votes wins, ties go to the protocol the oldest member prefers.
+    fn select_protocol(&self) -> Option<String> {
+        let common = self.common_protocols();
+        let mut votes: Vec<(String, usize)> = common.iter().map(|p| (p.clone(), 0)).collect();
+        let mut by_age: Vec<&Member> = self.members.values().collect();
+        by_age.sort_by_key(|m| m.seq);
+        for m in &by_age {
+            if let Some((name, _)) = m.protocols.iter().find(|(p, _)| common.contains(p)) {
+                if let Some(v) = votes.iter_mut().find(|(p, _)| p == name) {
+                    v.1 += 1;
+                }
+            }
+        }
+        let best = votes.iter().map(|(_, n)| *n).max()?;
+        let first_choice = by_age.first().and_then(|m| {
+            m.protocols
+                .iter()
+                .map(|(p, _)| p)
+                .find(|p| votes.iter().any(|(v, n)| v == *p && *n == best))
+        });
+        first_choice.cloned()
+    }
+
+    fn all_joined(&self) -> bool {
+        self.pending_members.is_empty() && self.members.values().all(|m| m.awaiting_join.is_some())
+    }
+
+    pub fn summary(&self) -> GroupSummary {
+        let stable = self.state == GroupState::Stable;
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        let mut members: Vec<&Member> = self.members.values().collect();
+        members.sort_by_key(|m| m.seq);
+        GroupSummary {
+            state: self.state,
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            protocol_name: if stable {
+                protocol.clone()
+            } else {
+                String::new()
+            },
+            members: members
+                .into_iter()
+                .map(|m| MemberSummary {
+                    member_id: m.id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: if stable {
+                        m.metadata(&protocol)
+                    } else {
+                        Bytes::new()
+                    },
+                    assignment: if stable {
+                        m.assignment.clone()
+                    } else {
+                        Bytes::new()
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    /// Topics the members subscribe to, when their protocol is Kafka's
+    /// consumer protocol (whose metadata starts with the topic list).
+    fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        if self.protocol_type.as_deref() != Some("consumer") {
+            return None;
+        }
+        let protocol = self.protocol_name.as_deref()?;
+        let mut topics = BTreeSet::new();
+        for m in self.members.values() {
+            topics.extend(records::consumer_subscription_topics(
+                &m.metadata(protocol),
+            )?);
+        }
+        Some(topics)
+    }
+}
+
+/// Every group of one shard, and the output queue.
+pub struct Coordinator {
+    groups: HashMap<String, Group>,
+    out: Vec<Output>,
+    rng: u64,
+    next_token: u64,
+    pending_commits: HashMap<u64, PendingCommit>,
+}
+
+struct PendingCommit {
+    reply_to: ReplyTo,
+    group_id: String,
+    offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
+    refused: CommitResult,
+}
+
+impl Coordinator {
+    /// `seed` makes member ids reproducible in tests; the driver seeds it
+    /// from the clock.
+    pub fn new(seed: u64) -> Coordinator {
+        Coordinator {
+            groups: HashMap::new(),
+            out: Vec::new(),
+            rng: seed,
+            next_token: 1,
+            pending_commits: HashMap::new(),
+        }
+    }
+
+    pub fn drain(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.out)
+    }
+
+    pub fn group(&self, group_id: &str) -> Option<&Group> {
+        self.groups.get(group_id)
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.groups.values()
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // splitmix64
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn new_member_id(&mut self, client_id: &str) -> String {
+        let hi = self.next_random();
+        let lo = self.next_random();
+        let id =
+            uuid::Builder::from_random_bytes((u128::from(hi) << 64 | u128::from(lo)).to_be_bytes())
+                .into_uuid();
+        format!("{client_id}-{id}")
+    }
+
+    // ----- JoinGroup -----
+
+    pub fn join(&mut self, now_ms: i64, reply_to: ReplyTo, req: JoinRequest) {
+        if let Err(e) = self.join_inner(now_ms, reply_to, &req) {
+            self.out
+                .push(Output::Join(reply_to, JoinResult::error(&req.member_id, e)));
+        }
+    }
+
+    fn join_inner(
+        &mut self,
+        now_ms: i64,
+        reply_to: ReplyTo,
+        req: &JoinRequest,
+    ) -> Result<(), GroupError> {
+        if req.group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        if !(SESSION_TIMEOUT_MS_MIN..=SESSION_TIMEOUT_MS_MAX).contains(&req.session_timeout_ms) {
+            return Err(GroupError::InvalidSessionTimeout);
+        }
+        if req.member_id.is_empty() {
+            self.groups
+                .entry(req.group_id.clone())
+                .or_insert_with(|| Group::new(&req.group_id));
+            self.join_new_member(now_ms, reply_to, req)
+        } else {
+            if !self.groups.contains_key(&req.group_id) {
+                return Err(GroupError::UnknownMemberId);
+            }
+            self.join_known_member(now_ms, reply_to, req)
+        }
+    }
+
+    fn join_new_member(
+        &mut self,
+        now_ms: i64,
+        reply_to: ReplyTo,
+        req: &JoinRequest,
+    ) -> Result<(), GroupError> {
+        let member_id = self.new_member_id(&req.client_id);
+        let group = self.groups.get_mut(&req.group_id).expect("created");
+        if group.state == GroupState::Dead {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        if !group.supports_protocols(&req.protocol_type, &req.protocols) {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
+        if group.members.len() + group.pending_members.len() >= GROUP_MEMBERS_MAX {
+            return Err(GroupError::GroupMaxSizeReached);
+        }
+        if let Some(instance) = &req.group_instance_id {
+            if let Some(old) = group.static_members.get(instance).cloned() {
+                self.replace_static_member(now_ms, reply_to, req, &old, member_id);
+                return Ok(());
+            }
+        } else if req.require_known_member_id {
+            let expiry = now_ms + i64::from(req.session_timeout_ms);
+            group.pending_members.insert(member_id.clone(), expiry);
+            self.out.push(Output::Join(
+                reply_to,
+                JoinResult::error(&member_id, GroupError::MemberIdRequired),
+            ));
+            return Ok(());
+        }
+        self.add_member_and_rebalance(now_ms, reply_to, req, member_id);
+        Ok(())
+    }
+
+    fn join_known_member(
+        &mut self,
+        now_ms: i64,
+        reply_to: ReplyTo,
+        req: &JoinRequest,
+    ) -> Result<(), GroupError> {
+        let group = self.groups.get_mut(&req.group_id).expect("checked");
+        if group.state == GroupState::Dead {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        if !group.supports_protocols(&req.protocol_type, &req.protocols) {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
+        if group.pending_members.contains_key(&req.member_id) {
+            if req.group_instance_id.is_some() {
+                // Static members never get MEMBER_ID_REQUIRED.
+                return Err(GroupError::UnknownMemberId);
+            }
+            group.pending_members.remove(&req.member_id);
+            self.add_member_and_rebalance(now_ms, reply_to, req, req.member_id.clone());
+            return Ok(());
+        }
+        if group.static_fenced(req.group_instance_id.as_deref(), &req.member_id) {
+            return Err(GroupError::FencedInstanceId);
+        }
+        let Some(member) = group.members.get(&req.member_id) else {
+            return Err(GroupError::UnknownMemberId);
+        };
+        let is_leader = group.leader_id.as_deref() == Some(member.id.as_str());
+        let same = member.matches(&req.protocols);
+        match group.state {
+            GroupState::PreparingRebalance => {
+                self.update_member_and_rebalance(now_ms, reply_to, req);
+            }
+            GroupState::CompletingRebalance if same => {
+                // A repeated JoinGroup (lost response): answer again.
+                let result = self.join_result(&req.group_id, &req.member_id, false);
+                self.out.push(Output::Join(reply_to, result));
+            }
+            GroupState::Stable if same && !is_leader => {
+                let result = self.join_result(&req.group_id, &req.member_id, false);
+                self.out.push(Output::Join(reply_to, result));
+            }
+            GroupState::CompletingRebalance | GroupState::Stable | GroupState::Empty => {
+                self.update_member_and_rebalance(now_ms, reply_to, req);
+            }
+            GroupState::Dead => return Err(GroupError::CoordinatorNotAvailable),
+        }
+        Ok(())
+    }
+
+    /// The JoinGroup answer for a member of the current generation.
+    fn join_result(&self, group_id: &str, member_id: &str, skip_assignment: bool) -> JoinResult {
+        let group = &self.groups[group_id];
+        let leader = group.leader_id.clone().unwrap_or_default();
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        let members = if leader == member_id && !skip_assignment {
+            let mut ms: Vec<&Member> = group.members.values().collect();
+            ms.sort_by_key(|m| m.seq);
+            ms.into_iter()
+                .map(|m| JoinedMember {
+                    member_id: m.id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    metadata: m.metadata(&protocol),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        JoinResult {
+            error: None,
+            generation_id: group.generation_id,
+            protocol_type: group.protocol_type.clone(),
+            protocol_name: group.protocol_name.clone(),
+            leader,
+            skip_assignment,
+            member_id: member_id.to_string(),
+            members,
+        }
+    }
+
+    fn add_member_and_rebalance(
+        &mut self,
+        now_ms: i64,
+        reply_to: ReplyTo,
+        req: &JoinRequest,
+        member_id: String,
+    ) {
+        let group = self.groups.get_mut(&req.group_id).expect("exists");
+        let seq = group.next_seq;
+        group.next_seq += 1;
+        let member = Member {
+            id: member_id.clone(),
+            instance_id: req.group_instance_id.clone(),
+            client_id: req.client_id.clone(),
+            client_host: req.client_host.clone(),
+            session_timeout_ms: req.session_timeout_ms,
+            rebalance_timeout_ms: req.rebalance_timeout_ms,
+            protocols: req.protocols.clone(),
+            assignment: Bytes::new(),
+            awaiting_join: Some(reply_to),
+            awaiting_sync: None,
+            last_heartbeat_ms: now_ms,
+            is_new: true,
+            seq,
+        };
+        if group.members.is_empty() {
+            group.protocol_type = Some(req.protocol_type.clone());
+        }
+        if let Some(instance) = &req.group_instance_id {
+            group
+                .static_members
+                .insert(instance.clone(), member_id.clone());
+        }
+        group.members.insert(member_id.clone(), member);
+        if group.leader_id.is_none() {
+            group.leader_id = Some(member_id);
+        }
+        if group.state == GroupState::PreparingRebalance && group.generation_id == 0 {
+            group.new_member_added = true;
+        }
+        self.maybe_prepare_rebalance(now_ms, &req.group_id);
+        self.try_complete_join(now_ms, &req.group_id);
+    }
+
+    fn update_member_and_rebalance(&mut self, now_ms: i64, reply_to: ReplyTo, req: &JoinRequest) {
+        let group = self.groups.get_mut(&req.group_id).expect("exists");
+        let member = group.members.get_mut(&req.member_id).expect("checked");
+        if let Some(old) = member.awaiting_join.replace(reply_to) {
+            // A second JoinGroup replaces the first; the first gets an
+            // error so no request hangs.
+            self.out.push(Output::Join(
+                old,
+                JoinResult::error(&req.member_id, GroupError::RebalanceInProgress),
+            ));
+        }
+        member.protocols = req.protocols.clone();
+        member.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        member.session_timeout_ms = req.session_timeout_ms;
+        member.last_heartbeat_ms = now_ms;
+        self.maybe_prepare_rebalance(now_ms, &req.group_id);
+        self.try_complete_join(now_ms, &req.group_id);
+    }
+
+    /// A known `group.instance.id` joins with an unknown member id: the new
+    /// id replaces the old one, which is fenced from now on.
+    fn replace_static_member(
+        &mut self,
+        now_ms: i64,
+        reply_to: ReplyTo,
+        req: &JoinRequest,
+        old_id: &str,
+        new_id: String,
+    ) {
+        let group = self.groups.get_mut(&req.group_id).expect("exists");
+        let mut member = group.members.remove(old_id).expect("static member exists");
+        if let Some(old) = member.awaiting_join.take() {
+            self.out.push(Output::Join(
+                old,
+                JoinResult::error(old_id, GroupError::FencedInstanceId),
+            ));
+        }
+        if let Some(old) = member.awaiting_sync.take() {
+            self.out.push(Output::Sync(
+                old,
+                SyncResult::error(GroupError::FencedInstanceId),
+            ));
+        }
+        let was_leader = group.leader_id.as_deref() == Some(old_id);
+        let old_leader = group.leader_id.clone().unwrap_or_default();
+        if was_leader {
+            group.leader_id = Some(new_id.clone());
+        }
+        // Kafka moves a pending sync to the new id, so a restart just
+        // before the old incarnation's sync deadline loses the new id to
+        // that deadline. The new incarnation is fresh proof of life: its
+        // session timeout covers it instead.
+        group.pending_sync.remove(old_id);
+        member.id = new_id.clone();
+        member.last_heartbeat_ms = now_ms;
+        member.protocols = req.protocols.clone();
+        member.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        member.session_timeout_ms = req.session_timeout_ms;
+        group.static_members.insert(
+            req.group_instance_id.clone().expect("static"),
+            new_id.clone(),
+        );
+        let state = group.state;
+        match state {
+            GroupState::Stable => {
+                let next = group.select_protocol();
+                group.members.insert(new_id.clone(), member);
+                if next == group.protocol_name {
+                    // Same protocol: keep the assignment and answer with
+                    // the old leader id so that a returning leader does
+                    // not reassign a stable group.
+                    let mut result = self.join_result(&req.group_id, &new_id, was_leader);
+                    result.leader = old_leader;
+                    result.members.clear();
+                    self.out.push(Output::Join(reply_to, result));
+                    self.persist_group(&req.group_id);
+                } else {
+                    let group = self.groups.get_mut(&req.group_id).expect("exists");
+                    group
+                        .members
+                        .get_mut(&new_id)
+                        .expect("inserted")
+                        .awaiting_join = Some(reply_to);
+                    self.prepare_rebalance(now_ms, &req.group_id);
+                }
+            }
+            GroupState::CompletingRebalance | GroupState::PreparingRebalance => {
+                member.awaiting_join = Some(reply_to);
+                group.members.insert(new_id, member);
+                if state == GroupState::CompletingRebalance {
+                    self.prepare_rebalance(now_ms, &req.group_id);
+                }
+                self.try_complete_join(now_ms, &req.group_id);
+            }
+            GroupState::Empty | GroupState::Dead => {
+                unreachable!("a group with a static member is neither Empty nor Dead")
+            }
+        }
+    }
+
+    fn maybe_prepare_rebalance(&mut self, now_ms: i64, group_id: &str) {
+        let state = self.groups[group_id].state;
+        if matches!(
+            state,
+            GroupState::Stable | GroupState::CompletingRebalance | GroupState::Empty
+        ) {
+            self.prepare_rebalance(now_ms, group_id);
+        }
+    }
+
+    fn prepare_rebalance(&mut self, now_ms: i64, group_id: &str) {
+        let group = self.groups.get_mut(group_id).expect("exists");
+        if group.state == GroupState::CompletingRebalance {
+            // The members waiting for their assignment must rejoin.
+            for m in group.members.values_mut() {
+                if let Some(to) = m.awaiting_sync.take() {
+                    self.out.push(Output::Sync(
+                        to,
+                        SyncResult::error(GroupError::RebalanceInProgress),
+                    ));
+                }
+            }
+        }
+        group.pending_sync.clear();
+        group.sync_deadline_ms = None;
+        let timeout = group.rebalance_timeout_ms();
+        if group.state == GroupState::Empty {
+            let delay = INITIAL_REBALANCE_DELAY_MS.min(timeout);
+            group.join_deadline_ms = Some(now_ms + delay);
+            group.initial_delay_left_ms = Some(timeout - delay);
+            group.new_member_added = false;
+        } else {
+            group.join_deadline_ms = Some(now_ms + timeout);
+            group.initial_delay_left_ms = None;
+        }
+        group.state = GroupState::PreparingRebalance;
+    }
+
+    /// Completes the join phase once every member rejoined (never during
+    /// the initial delay).
+    fn try_complete_join(&mut self, now_ms: i64, group_id: &str) {
+        let group = &self.groups[group_id];
+        if group.state == GroupState::PreparingRebalance
+            && group.initial_delay_left_ms.is_none()
+            && group.all_joined()
+        {
+            self.complete_join(now_ms, group_id);
+        }
+    }
+
+    fn complete_join(&mut self, now_ms: i64, group_id: &str) {
+        let group = self.groups.get_mut(group_id).expect("exists");
+        let gone: Vec<String> = group
+            .members
+            .values()
+            .filter(|m| m.awaiting_join.is_none())
+            .map(|m| m.id.clone())
+            .collect();
+        for id in gone {
+            Self::remove_member_quietly(&mut self.out, group, &id);
+        }
+        group.join_deadline_ms = None;
+        group.initial_delay_left_ms = None;
+        group.generation_id += 1;
+        if group.members.is_empty() {
+            group.protocol_name = None;
+            group.state = GroupState::Empty;
+            group.leader_id = None;
+            self.persist_group(group_id);
+            return;
+        }
+        group.protocol_name = group.select_protocol();
+        group.state = GroupState::CompletingRebalance;
+        let leader_ok = group
+            .leader_id
+            .as_ref()
+            .is_some_and(|l| group.members.contains_key(l));
+        if !leader_ok {
+            group.leader_id = group
+                .members
+                .values()
+                .min_by_key(|m| m.seq)
+                .map(|m| m.id.clone());
+        }
+        group.pending_sync = group.members.keys().cloned().collect();
+        group.sync_deadline_ms = Some(now_ms + group.rebalance_timeout_ms());
+        let mut replies = Vec::new();
+        for m in group.members.values_mut() {
+            let to = m.awaiting_join.take().expect("every member rejoined");
+            m.last_heartbeat_ms = now_ms;
+            m.is_new = false;
+            replies.push((to, m.id.clone()));
+        }
+        for (to, id) in replies {
+            let result = self.join_result(group_id, &id, false);
+            self.out.push(Output::Join(to, result));
+        }
+        self.persist_group(group_id);
+    }
+
+    /// Removes a member, answering its parked requests with
+    /// UNKNOWN_MEMBER_ID; the caller updates the group's state.
+    fn remove_member_quietly(out: &mut Vec<Output>, group: &mut Group, member_id: &str) {
+        let Some(mut m) = group.members.remove(member_id) else {
+            return;
+        };
+        if let Some(to) = m.awaiting_join.take() {
+            out.push(Output::Join(
+                to,
+                JoinResult::error(member_id, GroupError::UnknownMemberId),
+            ));
+        }
+        if let Some(to) = m.awaiting_sync.take() {
+            out.push(Output::Sync(
+                to,
+                SyncResult::error(GroupError::UnknownMemberId),
+            ));
+        }
+        if let Some(instance) = &m.instance_id {
+            if group.static_members.get(instance).map(String::as_str) == Some(member_id) {
+                group.static_members.remove(instance);
+            }
+        }
+        group.pending_sync.remove(member_id);
+        if group.leader_id.as_deref() == Some(member_id) {
+            group.leader_id = group
+                .members
+                .values()
+                .min_by_key(|m| m.seq)
+                .map(|m| m.id.clone());
+        }
+    }
+
+    /// Removes a member and moves the group on (Kafka's
+    /// `removeMemberAndUpdateGroup`).
+    fn remove_member(&mut self, now_ms: i64, group_id: &str, member_id: &str) {
+        let group = self.groups.get_mut(group_id).expect("exists");
+        Self::remove_member_quietly(&mut self.out, group, member_id);
+        match group.state {
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(now_ms, group_id);
+                self.try_complete_join(now_ms, group_id);
+            }
+            GroupState::PreparingRebalance => self.try_complete_join(now_ms, group_id),
+            GroupState::Empty | GroupState::Dead => {}
+        }
+    }
+
+    // ----- SyncGroup -----
+
+    pub fn sync(&mut self, now_ms: i64, reply_to: ReplyTo, req: SyncRequest) {
+        if let Err(e) = self.sync_inner(now_ms, reply_to, &req) {
+            self.out.push(Output::Sync(reply_to, SyncResult::error(e)));
+        }
+    }
+
+    fn sync_inner(
+        &mut self,
+        now_ms: i64,
+        reply_to: ReplyTo,
+        req: &SyncRequest,
+    ) -> Result<(), GroupError> {
+        if req.group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let group = self
+            .groups
+            .get_mut(&req.group_id)
+            .ok_or(GroupError::UnknownMemberId)?;
+        Self::check_member(
+            group,
+            req.group_instance_id.as_deref(),
+            &req.member_id,
+            req.generation_id,
+        )?;
+        if req.protocol_type.is_some() && req.protocol_type != group.protocol_type {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
+        if req.protocol_name.is_some() && req.protocol_name != group.protocol_name {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
+        match group.state {
+            GroupState::Empty => Err(GroupError::UnknownMemberId),
+            GroupState::PreparingRebalance => Err(GroupError::RebalanceInProgress),
+            GroupState::Dead => Err(GroupError::CoordinatorNotAvailable),
+            GroupState::CompletingRebalance => {
+                group.pending_sync.remove(&req.member_id);
+                let member = group.members.get_mut(&req.member_id).expect("checked");
+                member.last_heartbeat_ms = now_ms;
+                if let Some(old) = member.awaiting_sync.replace(reply_to) {
+                    self.out.push(Output::Sync(
+                        old,
+                        SyncResult::error(GroupError::RebalanceInProgress),
+                    ));
+                }
+                if group.leader_id.as_deref() == Some(req.member_id.as_str()) {
+                    self.complete_sync(&req.group_id, &req.assignments);
+                }
+                Ok(())
+            }
+            GroupState::Stable => {
+                group.pending_sync.remove(&req.member_id);
+                let member = group.members.get_mut(&req.member_id).expect("checked");
+                member.last_heartbeat_ms = now_ms;
+                let result = SyncResult {
+                    error: None,
+                    protocol_type: group.protocol_type.clone(),
+                    protocol_name: group.protocol_name.clone(),
+                    assignment: member.assignment.clone(),
+                };
+                self.out.push(Output::Sync(reply_to, result));
+                Ok(())
+            }
+        }
+    }
+
+    /// The leader's assignment: every member gets its part (or nothing),
+    /// the waiting ones are answered, and the group is Stable.
+    fn complete_sync(&mut self, group_id: &str, assignments: &[(String, Bytes)]) {
+        let group = self.groups.get_mut(group_id).expect("exists");
+        for m in group.members.values_mut() {
+            m.assignment = assignments
+                .iter()
+                .find(|(id, _)| *id == m.id)
+                .map(|(_, a)| a.clone())
+                .unwrap_or_default();
+            if let Some(to) = m.awaiting_sync.take() {
+                self.out.push(Output::Sync(
+                    to,
+                    SyncResult {
+                        error: None,
+                        protocol_type: group.protocol_type.clone(),
+                        protocol_name: group.protocol_name.clone(),
+                        assignment: m.assignment.clone(),
+                    },
+                ));
+            }
+        }
+        group.state = GroupState::Stable;
+        self.persist_group(group_id);
+    }
+
+    /// The checks SyncGroup, Heartbeat and member commits share, in
+    /// Kafka's order.
+    fn check_member(
+        group: &Group,
+        instance_id: Option<&str>,
+        member_id: &str,
+        generation_id: i32,
+    ) -> Result<(), GroupError> {
+        if group.state == GroupState::Dead {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        if group.static_fenced(instance_id, member_id) {
+            return Err(GroupError::FencedInstanceId);
+        }
+        if !group.members.contains_key(member_id) {
+            return Err(GroupError::UnknownMemberId);
+        }
+        if generation_id != group.generation_id {
+            return Err(GroupError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    // ----- Heartbeat and LeaveGroup -----
+
+    pub fn heartbeat(
+        &mut self,
+        now_ms: i64,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let group = self
+            .groups
+            .get_mut(group_id)
+            .ok_or(GroupError::UnknownMemberId)?;
+        Self::check_member(group, instance_id, member_id, generation_id)?;
+        let state = group.state;
+        let member = group.members.get_mut(member_id).expect("checked");
+        match state {
+            GroupState::Empty => Err(GroupError::UnknownMemberId),
+            GroupState::Dead => Err(GroupError::CoordinatorNotAvailable),
+            GroupState::PreparingRebalance => {
+                member.last_heartbeat_ms = now_ms;
+                Err(GroupError::RebalanceInProgress)
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                member.last_heartbeat_ms = now_ms;
+                Ok(())
+            }
+        }
+    }
+
+    /// LeaveGroup for each (member id, instance id); the outer error is
+    /// for the whole request.
+    #[allow(clippy::type_complexity)]
+    pub fn leave(
+        &mut self,
+        now_ms: i64,
+        group_id: &str,
+        leaving: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let Some(group) = self.groups.get(group_id) else {
+            return Ok(leaving
+                .iter()
+                .map(|_| Err(GroupError::UnknownMemberId))
+                .collect());
+        };
+        if group.state == GroupState::Dead {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        let mut results = Vec::with_capacity(leaving.len());
+        for (member_id, instance_id) in leaving {
+            results.push(self.leave_one(now_ms, group_id, member_id, instance_id.as_deref()));
+        }
+        Ok(results)
+    }
+
+    fn leave_one(
+        &mut self,
+        now_ms: i64,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), GroupError> {
+        let group = self.groups.get_mut(group_id).expect("exists");
+        // An empty member id with an instance id names the static member.
+        let id = match (member_id.is_empty(), instance_id) {
+            (true, Some(i)) => group
+                .static_members
+                .get(i)
+                .cloned()
+                .ok_or(GroupError::UnknownMemberId)?,
+            _ => member_id.to_string(),
+        };
+        if group.static_fenced(instance_id, &id) {
+            return Err(GroupError::FencedInstanceId);
+        }
+        if group.pending_members.remove(&id).is_some() {
+            self.try_complete_join(now_ms, group_id);
+            return Ok(());
+        }
+        if !group.members.contains_key(&id) {
+            return Err(GroupError::UnknownMemberId);
+        }
+        self.remove_member(now_ms, group_id, &id);
+        Ok(())
+    }
+
+    // ----- Time -----
+
+    /// Fires every deadline at or before `now_ms`: pending and session
+    /// expiries, the end of join phases, members that never synced.
+    pub fn tick(&mut self, now_ms: i64) {
+        let mut ids: Vec<String> = self.groups.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            self.tick_group(now_ms, &id);
+        }
+    }
+
+    fn tick_group(&mut self, now_ms: i64, group_id: &str) {
+        let group = self.groups.get_mut(group_id).expect("exists");
+        let before = group.pending_members.len();
+        group.pending_members.retain(|_, expiry| *expiry > now_ms);
+        if group.pending_members.len() != before {
+            self.try_complete_join(now_ms, group_id);
+        }
+        let expired: Vec<String> = self.groups[group_id]
+            .members
+            .values()
+            .filter(|m| !m.alive_at(now_ms))
+            .map(|m| m.id.clone())
+            .collect();
+        for id in expired {
+            self.remove_member(now_ms, group_id, &id);
+        }
+        let group = &self.groups[group_id];
+        if group.state == GroupState::PreparingRebalance
+            && group.join_deadline_ms.is_some_and(|d| d <= now_ms)
+        {
+            self.join_deadline_passed(now_ms, group_id);
+        }
+        let group = &self.groups[group_id];
+        if matches!(
+            group.state,
+            GroupState::CompletingRebalance | GroupState::Stable
+        ) && group.sync_deadline_ms.is_some_and(|d| d <= now_ms)
+        {
+            let group = self.groups.get_mut(group_id).expect("exists");
+            group.sync_deadline_ms = None;
+            let laggards: Vec<String> = group.pending_sync.iter().cloned().collect();
+            if !laggards.is_empty() {
+                for id in &laggards {
+                    Self::remove_member_quietly(&mut self.out, group, id);
+                }
+                self.prepare_rebalance(now_ms, group_id);
+                self.try_complete_join(now_ms, group_id);
+            }
+        }
+    }
+
+    fn join_deadline_passed(&mut self, now_ms: i64, group_id: &str) {
+        let group = self.groups.get_mut(group_id).expect("exists");
+        if let Some(left) = group.initial_delay_left_ms {
+            if group.new_member_added && left > 0 {
+                let delay = INITIAL_REBALANCE_DELAY_MS.min(left);
+                group.join_deadline_ms = Some(now_ms + delay);
+                group.initial_delay_left_ms = Some(left - delay);
+                group.new_member_added = false;
+                return;
+            }
+        }
+        self.complete_join(now_ms, group_id);
+    }
+
+    /// The earliest deadline of any group, for drivers that sleep.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        let mut next: Option<i64> = None;
+        let mut take = |d: i64| next = Some(next.map_or(d, |n: i64| n.min(d)));
+        for g in self.groups.values() {
+            g.join_deadline_ms.into_iter().for_each(&mut take);
+            g.sync_deadline_ms.into_iter().for_each(&mut take);
+            g.pending_members.values().for_each(|d| take(*d));
+            for m in g.members.values() {
+                if m.awaiting_join.is_none() && m.awaiting_sync.is_none() {
+                    take(m.last_heartbeat_ms + i64::from(m.session_timeout_ms));
+                } else if m.is_new {
+                    take(m.last_heartbeat_ms + NEW_MEMBER_JOIN_TIMEOUT_MS);
+                }
+            }
+        }
+        next
+    }
+
+    // ----- Offsets -----
+
+    pub fn commit(&mut self, now_ms: i64, reply_to: ReplyTo, req: CommitRequest) {
+        match self.check_commit(now_ms, &req) {
+            Err(e) => {
+                let result = req
+                    .offsets
+                    .iter()
+                    .map(|(tp, _)| (tp.clone(), Err(e)))
+                    .collect();
+                self.out.push(Output::Commit(reply_to, result));
+            }
+            Ok(()) => self.store_offsets(reply_to, req),
+        }
+    }
+
+    /// Kafka's `validateOffsetCommit`, creating the group for a simple
+    /// (generation -1) commit.
+    fn check_commit(&mut self, now_ms: i64, req: &CommitRequest) -> Result<(), GroupError> {
+        if req.group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let simple =
+            req.generation_id < 0 && req.member_id.is_empty() && req.group_instance_id.is_none();
+        if !self.groups.contains_key(&req.group_id) {
+            if req.generation_id < 0 {
+                self.groups
+                    .insert(req.group_id.clone(), Group::new(&req.group_id));
+            } else {
+                return Err(GroupError::IllegalGeneration);
+            }
+        }
+        let group = self.groups.get_mut(&req.group_id).expect("exists");
+        if group.state == GroupState::Dead {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        if simple {
+            return if group.state == GroupState::Empty {
+                Ok(())
+            } else {
+                // Only members commit for a group that has members.
+                Err(GroupError::UnknownMemberId)
+            };
+        }
+        Self::check_member(
+            group,
+            req.group_instance_id.as_deref(),
+            &req.member_id,
+            req.generation_id,
+        )?;
+        match group.state {
+            GroupState::CompletingRebalance => Err(GroupError::RebalanceInProgress),
+            _ => {
+                let member = group.members.get_mut(&req.member_id).expect("checked");
+                member.last_heartbeat_ms = now_ms;
+                Ok(())
+            }
+        }
+    }
+
+    fn store_offsets(&mut self, reply_to: ReplyTo, req: CommitRequest) {
+        let mut refused = Vec::new();
+        let mut accepted = Vec::new();
+        for (tp, om) in req.offsets {
+            if om.metadata.len() > OFFSET_METADATA_BYTES_MAX {
+                refused.push((tp, Err(GroupError::OffsetMetadataTooLarge)));
+            } else {
+                accepted.push((tp, om));
+            }
+        }
+        if accepted.is_empty() {
+            self.out.push(Output::Commit(reply_to, refused));
+            return;
+        }
+        let group = self.groups.get_mut(&req.group_id).expect("exists");
+        for (tp, _) in &accepted {
+            *group.pending_offsets.entry(tp.clone()).or_default() += 1;
+        }
+        let records = accepted
+            .iter()
+            .map(|((topic, partition), om)| {
+                records::offset_commit(&req.group_id, topic, *partition, om)
+            })
+            .collect();
+        let token = self.next_token;
+        self.next_token += 1;
+        self.pending_commits.insert(
+            token,
+            PendingCommit {
+                reply_to,
+                group_id: req.group_id.clone(),
+                offsets: accepted,
+                refused,
+            },
+        );
+        self.out.push(Output::Persist {
+            token: Some(token),
+            group_id: req.group_id,
+            records,
+        });
+    }
+
+    /// The driver made the records of `token` durable (`ok`) or could not.
+    /// Commits become visible and are acknowledged only here.
+    pub fn persisted(&mut self, token: u64, ok: bool) {
+        let Some(pending) = self.pending_commits.remove(&token) else {
+            return;
+        };
+        let mut result = pending.refused;
+        let mut group = self.groups.get_mut(&pending.group_id);
+        for (tp, om) in pending.offsets {
+            if let Some(g) = group.as_deref_mut() {
+                if let Some(n) = g.pending_offsets.get_mut(&tp) {
+                    *n -= 1;
+                    if *n == 0 {
+                        g.pending_offsets.remove(&tp);
+                    }
+                }
+                if ok && g.state != GroupState::Dead {
+                    g.offsets.insert(tp.clone(), om);
+                }
+            }
+            let r = if ok {
+                Ok(())
+            } else {
+                Err(GroupError::StorageFailed)
+            };
+            result.push((tp, r));
+        }
+        self.out.push(Output::Commit(pending.reply_to, result));
+    }
+
+    /// Committed offsets of a group: the listed partitions (`None` where
+    /// nothing is committed), or all of them.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<&[TopicPartition]>,
+    ) -> Vec<(TopicPartition, Option<OffsetAndMetadata>)> {
+        let group = self.groups.get(group_id);
+        match partitions {
+            Some(list) => list
+                .iter()
+                .map(|tp| (tp.clone(), group.and_then(|g| g.offsets.get(tp)).cloned()))
+                .collect(),
+            None => group
+                .map(|g| {
+                    g.offsets
+                        .iter()
+                        .map(|(tp, om)| (tp.clone(), Some(om.clone())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether commits to the listed partitions wait for durability
+    /// (OffsetFetch with `require_stable`).
+    pub fn has_pending_offsets(&self, group_id: &str, tp: &TopicPartition) -> bool {
+        self.groups
+            .get(group_id)
+            .is_some_and(|g| g.pending_offsets.contains_key(tp))
+    }
+
+    pub fn delete_offsets(
+        &mut self,
+        group_id: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<CommitResult, GroupError> {
+        let group = self
+            .groups
+            .get_mut(group_id)
+            .filter(|g| g.state != GroupState::Dead)
+            .ok_or(GroupError::GroupIdNotFound)?;
+        let subscribed = if group.state == GroupState::Empty {
+            BTreeSet::new()
+        } else {
+            group.subscribed_topics().ok_or(GroupError::NonEmptyGroup)?
+        };
+        let mut result = Vec::new();
+        let mut tombstones = Vec::new();
+        for tp in partitions {
+            if subscribed.contains(&tp.0) {
+                result.push((tp.clone(), Err(GroupError::GroupSubscribedToTopic)));
+                continue;
+            }
+            if group.offsets.remove(tp).is_some() {
+                tombstones.push(records::offset_tombstone(group_id, &tp.0, tp.1));
+            }
+            result.push((tp.clone(), Ok(())));
+        }
+        if !tombstones.is_empty() {
+            self.out.push(Output::Persist {
+                token: None,
+                group_id: group_id.to_string(),
+                records: tombstones,
+            });
+        }
+        Ok(result)
+    }
+
+    pub fn delete_group(&mut self, group_id: &str) -> Result<(), GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let group = self
+            .groups
+            .get(group_id)
+            .filter(|g| g.state != GroupState::Dead)
+            .ok_or(GroupError::GroupIdNotFound)?;
+        if group.state != GroupState::Empty || !group.pending_members.is_empty() {
+            return Err(GroupError::NonEmptyGroup);
+        }
+        let mut group = self.groups.remove(group_id).expect("exists");
+        group.state = GroupState::Dead;
+        let mut tombstones: Vec<Record> = group
+            .offsets
+            .keys()
+            .map(|(t, p)| records::offset_tombstone(group_id, t, *p))
+            .collect();
+        tombstones.push(records::group_tombstone(group_id));
+        self.out.push(Output::Persist {
+            token: None,
+            group_id: group_id.to_string(),
+            records: tombstones,
+        });
+        Ok(())
+    }
+
+    fn persist_group(&mut self, group_id: &str) {
+        let group = &self.groups[group_id];
+        let record = records::group_metadata(group);
+        self.out.push(Output::Persist {
+            token: None,
+            group_id: group_id.to_string(),
+            records: vec![record],
+        });
+    }
+
+    // ----- Replay -----
+
+    /// Applies one record read back from `__consumer_offsets` at start;
+    /// the last value per key wins. Unreadable records are skipped.
+    pub fn load(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), records::RecordError> {
+        match records::decode(key, value)? {
+            records::Decoded::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            } => {
+                let tp = (topic, partition);
+                match value {
+                    Some(om) => {
+                        self.groups
+                            .entry(group.clone())
+                            .or_insert_with(|| Group::new(&group))
+                            .offsets
+                            .insert(tp, om);
+                    }
+                    None => {
+                        if let Some(g) = self.groups.get_mut(&group) {
+                            g.offsets.remove(&tp);
+                        }
+                    }
+                }
+            }
+            records::Decoded::Group { group, value } => match value {
+                Some(meta) => {
+                    // Members are not restored: after a restart they
+                    // rejoin (their heartbeats get UNKNOWN_MEMBER_ID), and
+                    // the generation keeps counting up so stale members
+                    // stay fenced.
+                    let g = self
+                        .groups
+                        .entry(group.clone())
+                        .or_insert_with(|| Group::new(&group));
+                    g.generation_id = meta.generation_id;
+                    g.protocol_type =
+                        (!meta.protocol_type.is_empty()).then_some(meta.protocol_type);
+                }
+                None => {
+                    self.groups.remove(&group);
+                }
+            },
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,326 @@
+//! The group coordinator's I/O on a shard: the clock, `__consumer_offsets`
+//! appends and the replay at start.
+//!
+//! Each shard has one [`Coordinator`] for the groups whose offsets
+//! partition it owns. Handlers reach it with `run_on(group_shard(..))`
+//! and call [`join`], [`sync`], [`commit`] or [`with`]; a tick task fires
+//! deadlines every [`TICK_MS`]. Records are appended to the group's
+//! partition in the order the core emits them; a commit is answered only
+//! after its batch is durable (acks=all on a single replica).
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ringtail_io::log::Offset;
+use ringtail_io::rt;
+use ringtail_protocol::batch::{batches, BatchBuilder};
+
+use super::coordinator::{
+    CommitRequest, CommitResult, Coordinator, JoinRequest, JoinResult, Output, ReplyTo,
+    SyncRequest, SyncResult,
+};
+use super::records::Record;
+use super::{partition_for, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
+use crate::metadata::{MetaError, TopicMeta};
+use crate::shard::mesh::{oneshot, Sender};
+use crate::shard::{self, placement, Shard, ShardId, Shared};
+
+/// How often deadlines (session and rebalance timeouts) are checked.
+pub const TICK_MS: u64 = 100;
+/// Bytes read per step of the replay at start.
+const REPLAY_READ_BYTES: u64 = 1 << 20;
+
+enum Answer {
+    Join(JoinResult),
+    Sync(SyncResult),
+    Commit(CommitResult),
+}
+
+pub struct Driver {
+    core: RefCell<Coordinator>,
+    waiting: RefCell<HashMap<ReplyTo, Sender<Answer>>>,
+    next_reply: Cell<ReplyTo>,
+    clock: Instant,
+}
+
+thread_local! {
+    static DRIVER: RefCell<Option<Rc<Driver>>> = const { RefCell::new(None) };
+}
+
+fn current() -> Option<Rc<Driver>> {
+    DRIVER.with(|d| d.borrow().clone())
+}
+
+/// The shard coordinating `group_id`: the owner of its offsets partition.
+pub fn group_shard(shared: &Shared, group_id: &str) -> ShardId {
+    match shared.metadata.snapshot().topic(OFFSETS_TOPIC) {
+        Some(topic) => shared.owner(topic, partition_for(group_id, topic.partitions)),
+        None => placement::shard_for(
+            &[0; 16],
+            partition_for(group_id, OFFSETS_TOPIC_PARTITIONS),
+            shared.mesh.shards(),
+        ),
+    }
+}
+
+impl Driver {
+    fn now_ms(&self) -> i64 {
+        self.clock.elapsed().as_millis() as i64
+    }
+
+    fn register(&self) -> (ReplyTo, crate::shard::mesh::Receiver<Answer>) {
+        let id = self.next_reply.get();
+        self.next_reply.set(id + 1);
+        let (tx, rx) = oneshot();
+        self.waiting.borrow_mut().insert(id, tx);
+        (id, rx)
+    }
+
+    /// Hands the core's outputs to their waiters and the log.
+    fn flush(self: &Rc<Self>) {
+        let outputs = self.core.borrow_mut().drain();
+        for output in outputs {
+            let (to, answer) = match output {
+                Output::Join(to, r) => (to, Answer::Join(r)),
+                Output::Sync(to, r) => (to, Answer::Sync(r)),
+                Output::Commit(to, r) => (to, Answer::Commit(r)),
+                Output::Persist {
+                    token,
+                    group_id,
+                    records,
+                } => {
+                    self.persist(token, &group_id, records);
+                    continue;
+                }
+            };
+            if let Some(tx) = self.waiting.borrow_mut().remove(&to) {
+                tx.send(answer);
+            }
+        }
+    }
+
+    /// Queues the records on the group's partition now (so appends keep
+    /// the core's order) and reports durability to the core later.
+    fn persist(self: &Rc<Self>, token: Option<u64>, group_id: &str, records: Vec<Record>) {
+        let queued = append(group_id, &records);
+        let me = self.clone();
+        let group = group_id.to_string();
+        rt::spawn(async move {
+            let result = match queued {
+                Ok(fut) => fut.await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &result {
+                eprintln!("group {group}: {OFFSETS_TOPIC} append failed: {e}");
+            }
+            if let Some(token) = token {
+                me.core.borrow_mut().persisted(token, result.is_ok());
+                me.flush();
+            }
+        });
+    }
+}
+
+type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>>;
+
+/// Starts the append of `records` on this shard's offsets partition of
+/// `group_id`; the future resolves once they are durable.
+fn append(group_id: &str, records: &[Record]) -> Result<Durable, String> {
+    let shard = shard::current();
+    let topic = shard
+        .shared
+        .metadata
+        .snapshot()
+        .topic(OFFSETS_TOPIC)
+        .cloned()
+        .ok_or_else(|| format!("{OFFSETS_TOPIC} does not exist"))?;
+    let index = partition_for(group_id, topic.partitions);
+    let partition = shard
+        .partition(OFFSETS_TOPIC, index)
+        .ok_or_else(|| format!("{OFFSETS_TOPIC}-{index} is not open on this shard"))?;
+    let now = ringtail_io::log::system_clock_ms();
+    let mut builder = BatchBuilder::new();
+    for r in records {
+        builder.append(now, Some(&r.key), r.value.as_deref(), &[]);
+    }
+    let batch = BytesMut::from(&builder.build()[..]);
+    let appended = partition.log.append(batch, partition.leader_epoch);
+    Ok(Box::pin(async move {
+        let info = appended.await.map_err(|e| e.to_string())?;
+        partition
+            .log
+            .wait_durable(Offset(info.last_offset.0 + 1))
+            .await
+            .map_err(|e| e.to_string())
+    }))
+}
+
+fn driver() -> Result<Rc<Driver>, String> {
+    current().ok_or_else(|| "the group coordinator is not running on this shard".to_string())
+}
+
+/// JoinGroup on the group's shard; resolves when the rebalance answers.
+pub async fn join(req: JoinRequest) -> Result<JoinResult, String> {
+    let d = driver()?;
+    let (id, rx) = d.register();
+    d.core.borrow_mut().join(d.now_ms(), id, req);
+    d.flush();
+    match rx.await {
+        Ok(Answer::Join(r)) => Ok(r),
+        _ => Err("the coordinator dropped a JoinGroup".into()),
+    }
+}
+
+pub async fn sync(req: SyncRequest) -> Result<SyncResult, String> {
+    let d = driver()?;
+    let (id, rx) = d.register();
+    d.core.borrow_mut().sync(d.now_ms(), id, req);
+    d.flush();
+    match rx.await {
+        Ok(Answer::Sync(r)) => Ok(r),
+        _ => Err("the coordinator dropped a SyncGroup".into()),
+    }
+}
+
+pub async fn commit(req: CommitRequest) -> Result<CommitResult, String> {
+    let d = driver()?;
+    let (id, rx) = d.register();
+    d.core.borrow_mut().commit(d.now_ms(), id, req);
+    d.flush();
+    match rx.await {
+        Ok(Answer::Commit(r)) => Ok(r),
+        _ => Err("the coordinator dropped an OffsetCommit".into()),
+    }
+}
+
+/// Runs an immediate operation on this shard's coordinator with the
+/// current time, then delivers whatever it set in motion.
+pub fn with<R>(f: impl FnOnce(&mut Coordinator, i64) -> R) -> Result<R, String> {
+    let d = driver()?;
+    let r = f(&mut d.core.borrow_mut(), d.now_ms());
+    d.flush();
+    Ok(r)
+}
+
+/// Creates `__consumer_offsets` if it is missing (Kafka's settings:
+/// compacted; retention off, since compaction does not exist yet and
+/// time-based deletion would lose old commits).
+fn offsets_topic(shard: &Shard) -> Result<Arc<TopicMeta>, String> {
+    if let Some(t) = shard.shared.metadata.snapshot().topic(OFFSETS_TOPIC) {
+        return Ok(t.clone());
+    }
+    let configs: BTreeMap<String, String> = [
+        ("cleanup.policy", "compact"),
+        ("retention.ms", "-1"),
+        ("retention.bytes", "-1"),
+        ("segment.bytes", "104857600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    match shard
+        .shared
+        .metadata
+        .create_topic(OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, 1, configs)
+    {
+        Ok(t) => Ok(t),
+        Err(MetaError::TopicExists(_)) => shard
+            .shared
+            .metadata
+            .snapshot()
+            .topic(OFFSETS_TOPIC)
+            .cloned()
+            .ok_or_else(|| format!("{OFFSETS_TOPIC} vanished")),
+        Err(e) => Err(format!("cannot create {OFFSETS_TOPIC}: {e}")),
+    }
+}
+
+/// Starts this shard's coordinator: opens the offsets partitions it owns,
+/// replays them, and starts the clock.
+pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
+    let topic = offsets_topic(shard)?;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ ((shard.id.0 as u64) << 48);
+    let mut core = Coordinator::new(seed);
+    let mut loaded = 0usize;
+    for index in 0..topic.partitions {
+        if shard.shared.owner(&topic, index) != shard.id {
+            continue;
+        }
+        let partition = shard.open_partition(topic.clone(), index).await?;
+        loaded += replay(&partition, &mut core).await?;
+    }
+    if loaded > 0 {
+        eprintln!(
+            "shard {}: replayed {loaded} {OFFSETS_TOPIC} records",
+            shard.id.0
+        );
+    }
+    let d = Rc::new(Driver {
+        core: RefCell::new(core),
+        waiting: RefCell::new(HashMap::new()),
+        next_reply: Cell::new(1),
+        clock: Instant::now(),
+    });
+    DRIVER.with(|slot| *slot.borrow_mut() = Some(d.clone()));
+    rt::spawn(async move {
+        loop {
+            rt::time::sleep(Duration::from_millis(TICK_MS)).await;
+            d.core.borrow_mut().tick(d.now_ms());
+            d.flush();
+        }
+    });
+    Ok(())
+}
+
+/// Feeds every record of one offsets partition to the core, in order.
+async fn replay(
+    partition: &crate::partition::Partition,
+    core: &mut Coordinator,
+) -> Result<usize, String> {
+    let name = format!("{OFFSETS_TOPIC}-{}", partition.index);
+    let mut offset = partition.log_start();
+    let end = partition.high_watermark();
+    let mut count = 0;
+    while offset < end {
+        let read = partition
+            .log
+            .read(offset, REPLAY_READ_BYTES, None)
+            .await
+            .map_err(|e| format!("replaying {name}: {e}"))?;
+        let Some(slice) = read.slice else { break };
+        let bytes = slice
+            .read_to_vec()
+            .await
+            .map_err(|e| format!("replaying {name}: {e}"))?;
+        for batch in batches(&bytes) {
+            let batch = batch.map_err(|e| format!("replaying {name}: {e}"))?;
+            let records = match batch.records() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("replaying {name}: skipping a batch: {e}");
+                    continue;
+                }
+            };
+            for record in records {
+                let record = record.map_err(|e| format!("replaying {name}: {e}"))?;
+                let Some(key) = record.key else { continue };
+                match core.load(key, record.value) {
+                    Ok(()) => count += 1,
+                    Err(e) => eprintln!("replaying {name}: skipping a record: {e}"),
+                }
+            }
+        }
+        if read.next_offset <= offset {
+            break;
+        }
+        offset = read.next_offset;
+    }
+    Ok(count)
+}
