@@ -20,11 +20,12 @@
 mod harness;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use harness::{run_with_timeout, temp_dir, Broker};
 use ringtail_protocol::batch::{batches, Compression};
+use ringtail_protocol::RecordBatch;
 
 const CODECS: [(&str, Compression); 5] = [
     ("none", Compression::None),
@@ -146,19 +147,32 @@ impl Client {
     /// Runs the script; returns its stdout, or fails the test with all it
     /// printed and the broker's log.
     fn run(&self, broker: &Broker, prefix: &str, mode: &str, scratch: &Path) -> String {
+        let out = self.spawn(broker, &[prefix, mode], scratch);
+        self.check(&out, mode, broker)
+    }
+
+    /// Runs the script with the bootstrap address and `args`.
+    fn spawn(&self, broker: &Broker, args: &[&str], scratch: &Path) -> Output {
         let mut command = Command::new(&self.program);
         command
             .arg(clients_dir().join(self.script))
-            .args([&broker.bootstrap(), prefix, mode])
+            .arg(broker.bootstrap())
+            .args(args)
             .current_dir(clients_dir())
             .env("KAFKAJS_NO_PARTITIONER_WARNING", "1");
-        let out = run_with_timeout(&mut command, CLIENT_TIMEOUT, scratch);
+        run_with_timeout(&mut command, CLIENT_TIMEOUT, scratch)
+    }
+
+    /// The script's stdout if it succeeded; else fails the test with all
+    /// it printed and the broker's log.
+    fn check(&self, out: &Output, what: &str, broker: &Broker) -> String {
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(
             out.status.success(),
-            "{} {mode} failed ({}):\n---- stdout ----\n{stdout}\n---- stderr ----\n{stderr}\n{}",
+            "{} {} {what} failed ({}):\n---- stdout ----\n{stdout}\n---- stderr ----\n{stderr}\n{}",
             self.name,
+            self.script,
             out.status,
             broker.log()
         );
@@ -174,6 +188,44 @@ fn digest(name: &str, stdout: &str) -> String {
         .to_string()
 }
 
+/// Calls `f` with each batch stored in one partition's segment files, in
+/// order, straight from the files.
+fn for_each_stored_batch(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    mut f: impl FnMut(&Path, RecordBatch<'_>),
+) {
+    let dir = broker.partition_dir(topic, partition);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    files.sort();
+    for file in files {
+        let bytes = std::fs::read(&file).expect("read segment");
+        for batch in batches(&bytes) {
+            let batch = batch.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            assert!(
+                batch.is_crc_valid(),
+                "{}: stored batch fails its CRC",
+                file.display()
+            );
+            f(&file, batch);
+        }
+    }
+}
+
+/// Records per stored batch of one partition.
+fn batch_record_counts(broker: &Broker, topic: &str, partition: i32) -> Vec<i32> {
+    let mut counts = Vec::new();
+    for_each_stored_batch(broker, topic, partition, |_, b| {
+        counts.push(b.record_count())
+    });
+    counts
+}
+
 /// Reads every batch the broker stored for `topic` and checks that each
 /// carries `codec` (clients batch several records, and the broker must
 /// keep the client's compression) and that they hold all the records.
@@ -181,34 +233,18 @@ fn check_stored_codec(broker: &Broker, topic: &str, codec: Compression) {
     let mut records = 0usize;
     let mut batch_count = 0usize;
     for p in 0..PARTITIONS {
-        let dir = broker.partition_dir(topic, p);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "log"))
-            .collect();
-        files.sort();
-        for file in files {
-            let bytes = std::fs::read(&file).expect("read segment");
-            for batch in batches(&bytes) {
-                let batch = batch.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-                assert!(
-                    batch.is_crc_valid(),
-                    "{}: stored batch fails its CRC",
-                    file.display()
-                );
-                assert_eq!(
-                    batch.compression(),
-                    Some(codec),
-                    "{}: batch at offset {} is stored with {:?}, the client sent {codec:?}",
-                    file.display(),
-                    batch.base_offset().0,
-                    batch.compression()
-                );
-                records += usize::try_from(batch.record_count()).expect("count >= 0");
-                batch_count += 1;
-            }
-        }
+        for_each_stored_batch(broker, topic, p, |file, batch| {
+            assert_eq!(
+                batch.compression(),
+                Some(codec),
+                "{}: batch at offset {} is stored with {:?}, the client sent {codec:?}",
+                file.display(),
+                batch.base_offset().0,
+                batch.compression()
+            );
+            records += usize::try_from(batch.record_count()).expect("count >= 0");
+            batch_count += 1;
+        });
     }
     assert_eq!(records, MESSAGES_PER_TOPIC, "{topic}: records stored");
     assert!(
@@ -289,6 +325,35 @@ fn clients_read_each_others_data() {
             );
         }
     }
+    broker.stop();
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
+/// ListOffsets by timestamp as kafka-python's `offsets_for_times` uses it:
+/// Kafka answers with the first record at or after the target and that
+/// record's timestamp (tests/clients/timestamps.py has the cases).
+#[test]
+fn kafka_python_offsets_for_times() {
+    let client = Client {
+        script: "timestamps.py",
+        ..Client::kafka_python()
+    };
+    client.require_installed();
+    let scratch = temp_dir("timestamps-scratch");
+    let mut broker = Broker::start("timestamps", &[]);
+    let out = client.spawn(&broker, &["ts"], &scratch);
+    // The script's premise: its records went into two batches per topic.
+    for codec in ["none", "gzip"] {
+        let topic = format!("ts-ts-{codec}");
+        let counts = batch_record_counts(&broker, &topic, 0);
+        assert_eq!(
+            counts,
+            vec![5, 3],
+            "{topic}: records per stored batch\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    client.check(&out, "offsets_for_times", &broker);
     broker.stop();
     let _ = std::fs::remove_dir_all(scratch);
 }
