@@ -126,7 +126,7 @@ impl Options {
             voters,
             observers,
             clients: rng.range(1, 4) as usize,
-            chaos_ms: rng.range(2_000, 10_000),
+            chaos_ms: rng.range(2_000, 20_000),
             liveness_ms: 20_000,
             faults,
             zxid_counter_max: if rng.chance(200_000) {
