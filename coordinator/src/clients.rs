@@ -48,6 +48,11 @@ pub struct ClientRequest {
     /// `None` only for `CreateSession`.
     pub session: Option<SessionId>,
     pub op: ClientOp,
+    /// The highest zxid this client has seen in any reply (ZooKeeper's
+    /// `lastZxidSeen`). A peer behind it refuses the request with
+    /// ConnectionLoss, so a client that moves between peers never reads an
+    /// older state than one it already saw.
+    pub last_zxid_seen: Zxid,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

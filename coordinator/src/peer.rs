@@ -154,8 +154,11 @@ pub enum Output {
     SnapshotInstalled {
         last_zxid: Zxid,
     },
+    /// `zxid` is this peer's commit point when it answered (ZooKeeper's
+    /// reply-header zxid); clients keep the highest as `last_zxid_seen`.
     Reply {
         id: RequestId,
+        zxid: Zxid,
         response: Response,
     },
     /// A one-shot watch fired on this peer.
@@ -575,7 +578,10 @@ impl Peer {
             Role::Looking(_) => false,
         };
         let core = &mut self.core;
-        if !serving || core.clients.len() >= core.cfg.client_requests_max {
+        // A peer behind what the client already saw refuses it, as
+        // ZooKeeper refuses such a connection; the client tries another.
+        let behind = request.last_zxid_seen > core.tree.last_zxid();
+        if !serving || behind || core.clients.len() >= core.cfg.client_requests_max {
             core.reply(request.id, Response::Error(ErrorCode::ConnectionLoss));
             return Flow::Stay;
         }
@@ -735,7 +741,8 @@ impl Core {
     }
 
     fn reply(&mut self, id: RequestId, response: Response) {
-        self.out.push(Output::Reply { id, response });
+        let zxid = self.tree.last_zxid();
+        self.out.push(Output::Reply { id, zxid, response });
     }
 
     fn persist(&mut self, action: PersistAction, after: After) {
@@ -1783,12 +1790,13 @@ mod tests {
                 id: RequestId(id),
                 session,
                 op,
+                last_zxid_seen: Zxid::ZERO,
             }),
         );
         outputs
             .into_iter()
             .find_map(|o| match o {
-                Output::Reply { id: rid, response } if rid == RequestId(id) => Some(response),
+                Output::Reply { id: rid, response, .. } if rid == RequestId(id) => Some(response),
                 _ => None,
             })
             .expect("a reply")
@@ -1845,6 +1853,7 @@ mod tests {
                 id: RequestId(4),
                 session: Some(session),
                 op: ClientOp::Write(set),
+                last_zxid_seen: Zxid::ZERO,
             }),
         );
         assert!(outputs.iter().any(|o| matches!(

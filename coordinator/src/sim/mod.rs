@@ -188,6 +188,7 @@ struct Client {
     session: Option<SessionId>,
     outstanding: Option<(RequestId, u64)>,
     alive: bool,
+    seen: Zxid,
 }
 
 /// Counters a run reports.
@@ -418,7 +419,12 @@ impl Sim {
     pub fn submit(&mut self, i: usize, session: Option<SessionId>, op: ClientOp) -> Result<RequestId, String> {
         let id = RequestId(self.next_request);
         self.next_request += 1;
-        let request = ClientRequest { id, session, op };
+        let request = ClientRequest {
+            id,
+            session,
+            op,
+            last_zxid_seen: Zxid::ZERO,
+        };
         self.step(i, Input::ClientRequest(request))?;
         Ok(id)
     }
@@ -621,7 +627,7 @@ impl Sim {
                 let digest = self.peer(i).map_or(0, |p| p.tree().digest());
                 self.checker.reset(id, last_zxid, digest)?;
             }
-            Output::Reply { id, response } => self.on_reply(id, response)?,
+            Output::Reply { id, zxid, response } => self.on_reply(id, zxid, response)?,
             Output::Watch { .. } => {}
         }
         Ok(())
@@ -892,6 +898,7 @@ impl Sim {
             id,
             session: self.clients[c].session,
             op,
+            last_zxid_seen: self.clients[c].seen,
         };
         self.step(peer, Input::ClientRequest(request))
     }
@@ -947,7 +954,7 @@ impl Sim {
         }
     }
 
-    fn on_reply(&mut self, id: RequestId, response: Response) -> Result<(), String> {
+    fn on_reply(&mut self, id: RequestId, zxid: Zxid, response: Response) -> Result<(), String> {
         if let Response::Write { zxid, .. } = &response {
             if !self.checker.is_committed(*zxid) {
                 return Err(format!("client told {zxid} succeeded, but it is not committed"));
@@ -970,6 +977,16 @@ impl Sim {
             return Ok(());
         }
         self.clients[c].outstanding = None;
+        if response != Response::Error(ErrorCode::ConnectionLoss) {
+            // Sequential consistency across peers: never an older view.
+            if zxid < self.clients[c].seen {
+                return Err(format!(
+                    "client {c} saw {} and then a reply at {zxid}",
+                    self.clients[c].seen
+                ));
+            }
+            self.clients[c].seen = zxid;
+        }
         match response {
             Response::Write {
                 result: OpResult::SessionCreated { session, .. },
