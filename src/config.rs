@@ -443,7 +443,8 @@ mod tests {
     #[test]
     fn the_shipped_example_loads_without_unknown_keys() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/server.properties");
-        let (c, notes) = BrokerConfig::load(Some(&path), &[]).expect("deploy/server.properties loads");
+        let (c, notes) =
+            BrokerConfig::load(Some(&path), &[]).expect("deploy/server.properties loads");
         assert_eq!(notes, Notes::default());
         assert_eq!(c.num_partitions, 3);
         assert_eq!(c.log_dirs, vec![PathBuf::from("/var/lib/ringtail")]);
