@@ -294,3 +294,71 @@ fn zookeeper_4785_no_loss_in_diff_sync_with_concurrent_proposals() {
         }
     }
 }
+
+/// The zxid counter is 32 bits; when it runs out the leader forces a new
+/// epoch (`XidRolloverException`). Writes then continue in the next epoch.
+#[test]
+fn zxid_counter_rollover_forces_a_new_epoch() {
+    let mut opts = Options::scripted(SEED + 32, 3);
+    opts.zxid_counter_max = 4;
+    let mut sim = Sim::new(opts);
+    let mut zxids = Vec::new();
+    for i in 0..10 {
+        // A write may meet ConnectionLoss while the ensemble re-elects.
+        for _attempt in 0..20 {
+            let leader = wait_stable(&mut sim, &[0, 1, 2]);
+            let Ok(session) = sim.open_session(leader) else {
+                continue;
+            };
+            match sim
+                .write(leader, session, create(&format!("/n{i}")))
+                .expect("invariants hold")
+            {
+                Response::Write { zxid, .. } => {
+                    zxids.push(zxid);
+                    break;
+                }
+                _ => sim.run_for(100).expect("invariants hold"),
+            }
+        }
+    }
+    assert_eq!(zxids.len(), 10, "every write eventually commits");
+    assert!(zxids.windows(2).all(|w| w[0] < w[1]));
+    assert!(zxids.iter().all(|z| z.counter() <= 4));
+    let epochs: std::collections::BTreeSet<u32> = zxids.iter().map(|z| z.epoch().0).collect();
+    assert!(epochs.len() >= 3, "rollover moved through epochs: {epochs:?}");
+}
+
+/// A session that stops pinging expires on the leader's decision; the
+/// closeSession transaction removes its ephemeral nodes on every peer. A
+/// session that keeps pinging (through a follower) survives.
+#[test]
+fn session_expiry_removes_ephemerals_everywhere() {
+    let mut sim = Sim::new(Options::scripted(SEED + 7, 3));
+    let leader = wait_stable(&mut sim, &[0, 1, 2]);
+    let (follower, _) = others(leader);
+    let doomed = sim.open_session(follower).expect("session");
+    let kept = sim.open_session(follower).expect("session");
+    let ephemeral = |p: &str| WriteOp::Create {
+        path: p.to_string(),
+        data: Vec::new(),
+        mode: CreateMode::Ephemeral,
+    };
+    sim.write(follower, doomed, ephemeral("/doomed")).expect("write");
+    sim.write(follower, kept, ephemeral("/kept")).expect("write");
+    // Timeout is 20 ticks (1 s); ping the kept session every 200 ms for 3 s.
+    for _ in 0..15 {
+        sim.submit(follower, Some(kept), ClientOp::Ping).expect("ping");
+        sim.run_for(200).expect("invariants hold");
+    }
+    for i in 0..3 {
+        assert!(
+            !has_node(&sim, i, "/doomed"),
+            "peer {i} still has the expired session's node"
+        );
+        assert!(has_node(&sim, i, "/kept"), "peer {i} lost a live session's node");
+        let tree = sim.peer(i).expect("up").tree();
+        assert!(tree.session(doomed).is_none());
+        assert!(tree.session(kept).is_some());
+    }
+}
