@@ -385,6 +385,8 @@ struct Producer {
     pending_bytes: usize,
     next_correlation: i32,
     seen_completions: u64,
+    /// Requests in flight per connection at the last look.
+    in_flight_seen: Vec<usize>,
     out: Vec<u8>,
 }
 
@@ -472,6 +474,7 @@ impl Producer {
             pending_bytes: 0,
             next_correlation: 0,
             seen_completions: 0,
+            in_flight_seen: Vec::new(),
             out: Vec::new(),
         })
     }
@@ -600,6 +603,7 @@ impl Producer {
                 sent = true;
             }
         }
+        self.in_flight_seen = in_flight;
         Ok(sent)
     }
 
@@ -690,9 +694,17 @@ impl Producer {
                 None => earliest(now),
             }
         }
-        for p in &self.partitions {
-            if let Some(b) = p.batches.front() {
-                earliest(b.created + self.linger);
+        // A connection with no free slot waits for an answer, whatever
+        // its batches' linger says; looking at their (past) deadlines
+        // would spin.
+        for (conn, &count) in self.conns.iter().zip(&self.in_flight_seen) {
+            if count >= self.tuning.max_in_flight {
+                continue;
+            }
+            for &p in &conn.partitions {
+                if let Some(b) = self.partitions[p].batches.front() {
+                    earliest(b.created + self.linger);
+                }
             }
         }
         let (lock, cv) = &*self.shared;
