@@ -209,5 +209,9 @@ async fn shard_main(
             }
         }
     }
+    if let Err(e) = crate::group::start(&shard).await {
+        let _ = ready.send(Err(e.clone()));
+        return Err(e);
+    }
     crate::server::serve(shard, ready).await
 }

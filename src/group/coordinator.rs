@@ -1286,10 +1286,9 @@ impl Coordinator {
 
     /// Kafka's `validateOffsetCommit`, creating the group for a simple
     /// (generation -1) commit.
+    /// An empty group id is valid here, as in Kafka (old clients commit
+    /// offsets for the group "").
     fn check_commit(&mut self, now_ms: i64, req: &CommitRequest) -> Result<(), GroupError> {
-        if req.group_id.is_empty() {
-            return Err(GroupError::InvalidGroupId);
-        }
         let simple =
             req.generation_id < 0 && req.member_id.is_empty() && req.group_instance_id.is_none();
         if !self.groups.contains_key(&req.group_id) {
@@ -1470,9 +1469,6 @@ impl Coordinator {
     }
 
     pub fn delete_group(&mut self, group_id: &str) -> Result<(), GroupError> {
-        if group_id.is_empty() {
-            return Err(GroupError::InvalidGroupId);
-        }
         let group = self
             .groups
             .get(group_id)

@@ -163,6 +163,19 @@ fn driver() -> Result<Rc<Driver>, String> {
     current().ok_or_else(|| "the group coordinator is not running on this shard".to_string())
 }
 
+/// Runs `f` on the shard coordinating `group_id`.
+pub async fn on_group_shard<R, F, Fut>(shard: &Shard, group_id: &str, f: F) -> Result<R, String>
+where
+    R: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<R, String>> + 'static,
+{
+    let dst = group_shard(&shard.shared, group_id);
+    shard::run_on(dst, f)
+        .await
+        .map_err(|_| "the group's shard stopped".to_string())?
+}
+
 /// JoinGroup on the group's shard; resolves when the rebalance answers.
 pub async fn join(req: JoinRequest) -> Result<JoinResult, String> {
     let d = driver()?;

@@ -8,17 +8,27 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -80,6 +90,18 @@ pub async fn dispatch(
         ApiKey::InitProducerId => {
             init_producer_id::handle(&header, &frame[body_offset..], &shard).await
         }
+        ApiKey::JoinGroup => join_group::handle(&header, &frame[body_offset..], &shard).await,
+        ApiKey::SyncGroup => sync_group::handle(&header, &frame[body_offset..], &shard).await,
+        ApiKey::Heartbeat => heartbeat::handle(&header, &frame[body_offset..], &shard).await,
+        ApiKey::LeaveGroup => leave_group::handle(&header, &frame[body_offset..], &shard).await,
+        ApiKey::OffsetCommit => offset_commit::handle(&header, &frame[body_offset..], &shard).await,
+        ApiKey::OffsetFetch => offset_fetch::handle(&header, &frame[body_offset..], &shard).await,
+        ApiKey::ListGroups => list_groups::handle(&header, &frame[body_offset..], &shard).await,
+        ApiKey::DescribeGroups => {
+            describe_groups::handle(&header, &frame[body_offset..], &shard).await
+        }
+        ApiKey::DeleteGroups => delete_groups::handle(&header, &frame[body_offset..], &shard).await,
+        ApiKey::OffsetDelete => offset_delete::handle(&header, &frame[body_offset..], &shard).await,
         other => Response::Close(format!("{other:?} has no handler")),
     }
 }

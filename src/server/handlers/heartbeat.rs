@@ -1,0 +1,44 @@
+//! Heartbeat v0-4: keeps a member's session alive and tells it about a
+//! rebalance (REBALANCE_IN_PROGRESS). v3+ carry `group.instance.id`.
+
+use std::rc::Rc;
+
+use ringtail_protocol::messages::kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+use ringtail_protocol::ErrorCode;
+
+use super::join_group::error_code;
+use super::{decode, respond};
+use crate::group::driver;
+use crate::server::{Header, Response};
+use crate::shard::Shard;
+
+pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response {
+    let request: HeartbeatRequest = match decode(header, body) {
+        Ok(r) => r,
+        Err(refusal) => return refusal,
+    };
+    let group_id = request.group_id.0.to_string();
+    let member_id = request.member_id.to_string();
+    let instance_id = if header.api_version >= 3 {
+        request.group_instance_id.as_ref().map(|s| s.to_string())
+    } else {
+        None
+    };
+    let generation = request.generation_id;
+    let g = group_id.clone();
+    let result = driver::on_group_shard(shard, &group_id, move || async move {
+        driver::with(|c, now| c.heartbeat(now, &g, &member_id, instance_id.as_deref(), generation))
+    })
+    .await;
+    let code = match result {
+        Ok(Ok(())) => ErrorCode::None,
+        Ok(Err(e)) => error_code(e),
+        Err(e) => {
+            eprintln!("Heartbeat for {group_id}: {e}");
+            ErrorCode::CoordinatorNotAvailable
+        }
+    };
+    let mut out = HeartbeatResponse::default();
+    out.error_code = code.code();
+    respond(header, &out)
+}
