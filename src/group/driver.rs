@@ -27,7 +27,7 @@ use super::records::Record;
 use super::{partition_for, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::{MetaError, TopicMeta};
 use crate::shard::mesh::{oneshot, Sender};
-use crate::shard::{self, placement, Shard, ShardId, Shared};
+use crate::shard::{self, Shard, ShardId, Shared};
 
 /// How often deadlines (session and rebalance timeouts) are checked.
 pub const TICK_MS: u64 = 100;
@@ -56,15 +56,8 @@ fn current() -> Option<Rc<Driver>> {
 }
 
 /// The shard coordinating `group_id`: the owner of its offsets partition.
-pub fn group_shard(shared: &Shared, group_id: &str) -> ShardId {
-    match shared.metadata.snapshot().topic(OFFSETS_TOPIC) {
-        Some(topic) => shared.owner(topic, partition_for(group_id, topic.partitions)),
-        None => placement::shard_for(
-            &[0; 16],
-            partition_for(group_id, OFFSETS_TOPIC_PARTITIONS),
-            shared.mesh.shards(),
-        ),
-    }
+pub fn group_shard(shared: &Shared, topic: &TopicMeta, group_id: &str) -> ShardId {
+    shared.owner(topic, partition_for(group_id, topic.partitions))
 }
 
 impl Driver {
@@ -163,14 +156,17 @@ fn driver() -> Result<Rc<Driver>, String> {
     current().ok_or_else(|| "the group coordinator is not running on this shard".to_string())
 }
 
-/// Runs `f` on the shard coordinating `group_id`.
+/// Runs `f` on the shard coordinating `group_id`, creating
+/// `__consumer_offsets` first if no group was ever used (Kafka also creates
+/// it on first use, so a broker without groups lists no internal topic).
 pub async fn on_group_shard<R, F, Fut>(shard: &Shard, group_id: &str, f: F) -> Result<R, String>
 where
     R: Send + 'static,
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<R, String>> + 'static,
 {
-    let dst = group_shard(&shard.shared, group_id);
+    let topic = offsets_topic(shard).await?;
+    let dst = group_shard(&shard.shared, &topic, group_id);
     shard::run_on(dst, f)
         .await
         .map_err(|_| "the group's shard stopped".to_string())?
@@ -219,10 +215,10 @@ pub fn with<R>(f: impl FnOnce(&mut Coordinator, i64) -> R) -> Result<R, String> 
     Ok(r)
 }
 
-/// Creates `__consumer_offsets` if it is missing (Kafka's settings:
-/// compacted; retention off, since compaction does not exist yet and
-/// time-based deletion would lose old commits).
-fn offsets_topic(shard: &Shard) -> Result<Arc<TopicMeta>, String> {
+/// `__consumer_offsets`, created with its partitions opened if it is
+/// missing (Kafka's settings: compacted; retention off, since compaction
+/// does not exist yet and time-based deletion would lose old commits).
+async fn offsets_topic(shard: &Shard) -> Result<Arc<TopicMeta>, String> {
     if let Some(t) = shard.shared.metadata.snapshot().topic(OFFSETS_TOPIC) {
         return Ok(t.clone());
     }
@@ -235,12 +231,19 @@ fn offsets_topic(shard: &Shard) -> Result<Arc<TopicMeta>, String> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    match shard
-        .shared
-        .metadata
-        .create_topic(OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, 1, configs)
-    {
-        Ok(t) => Ok(t),
+    let created =
+        shard
+            .shared
+            .metadata
+            .create_topic(OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, 1, configs);
+    match created {
+        Ok(t) => {
+            eprintln!("created {OFFSETS_TOPIC} with {} partitions", t.partitions);
+            crate::server::handlers::open_partitions(shard, &t, 0).await?;
+            Ok(t)
+        }
+        // Another connection created it first; until its partitions are
+        // open, appends fail and clients retry (COORDINATOR_NOT_AVAILABLE).
         Err(MetaError::TopicExists(_)) => shard
             .shared
             .metadata
@@ -252,22 +255,29 @@ fn offsets_topic(shard: &Shard) -> Result<Arc<TopicMeta>, String> {
     }
 }
 
-/// Starts this shard's coordinator: opens the offsets partitions it owns,
-/// replays them, and starts the clock.
+/// Starts this shard's coordinator: opens the offsets partitions it owns
+/// (if the topic exists), replays them, and starts the clock.
 pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
-    let topic = offsets_topic(shard)?;
+    let topic = shard
+        .shared
+        .metadata
+        .snapshot()
+        .topic(OFFSETS_TOPIC)
+        .cloned();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ ((shard.id.0 as u64) << 48);
     let mut core = Coordinator::new(seed);
     let mut loaded = 0usize;
-    for index in 0..topic.partitions {
-        if shard.shared.owner(&topic, index) != shard.id {
-            continue;
+    if let Some(topic) = topic {
+        for index in 0..topic.partitions {
+            if shard.shared.owner(&topic, index) != shard.id {
+                continue;
+            }
+            let partition = shard.open_partition(topic.clone(), index).await?;
+            loaded += replay(&partition, &mut core).await?;
         }
-        let partition = shard.open_partition(topic.clone(), index).await?;
-        loaded += replay(&partition, &mut core).await?;
     }
     if loaded > 0 {
         eprintln!(
