@@ -331,11 +331,15 @@ fn clients_read_each_others_data() {
 
 /// ListOffsets by timestamp as kafka-python's `offsets_for_times` uses it:
 /// Kafka answers with the first record at or after the target and that
-/// record's timestamp (tests/clients/timestamps.py has the cases).
+/// record's timestamp; and MAX_TIMESTAMP through confluent-kafka's admin
+/// client: the record with the largest timestamp (tests/clients/timestamps.py
+/// has the cases).
 #[test]
-fn kafka_python_offsets_for_times() {
+fn list_offsets_by_timestamp() {
     let client = Client {
+        name: "kafka-python and confluent-kafka",
         script: "timestamps.py",
+        probe: vec!["-c".into(), "import kafka, confluent_kafka".into()],
         ..Client::kafka_python()
     };
     client.require_installed();
@@ -353,6 +357,11 @@ fn kafka_python_offsets_for_times() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
+    assert_eq!(
+        batch_record_counts(&broker, "ts-ts-unordered", 0),
+        vec![3],
+        "ts-ts-unordered: records per stored batch"
+    );
     client.check(&out, "offsets_for_times", &broker);
     broker.stop();
     let _ = std::fs::remove_dir_all(scratch);
