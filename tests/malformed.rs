@@ -22,13 +22,16 @@ use ringtail_protocol::messages::kafka_protocol::messages::create_topics_request
 use ringtail_protocol::messages::kafka_protocol::messages::fetch_request::{
     FetchPartition, FetchTopic,
 };
+use ringtail_protocol::messages::kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsTopic,
+};
 use ringtail_protocol::messages::kafka_protocol::messages::produce_request::{
     PartitionProduceData, TopicProduceData,
 };
 use ringtail_protocol::messages::kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse,
-    FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, TopicName,
+    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use ringtail_protocol::messages::kafka_protocol::protocol::{
     Decodable, Encodable, Message, Request, StrBytes,
@@ -533,6 +536,53 @@ fn pipelined_requests_are_answered_in_order_around_a_bad_batch() {
     assert_eq!(produced(&mut conn, ids[4]), (0, 5));
     fixture.assert_intact(&mut conn, "pipelined requests with a bad batch");
     fixture.finish("pipelined requests with a bad batch");
+}
+
+#[test]
+fn acks_0_produce_gets_no_answer_and_the_next_request_is_answered() {
+    let fixture = Fixture::start("acks0", &[]);
+    let mut conn = Conn::open(&fixture.broker);
+    conn.create_topic("side");
+    let (_, produce) = conn.frame(
+        PRODUCE_VERSION,
+        &produce_request(0, vec![("side", batch("zero", 3, 10))]),
+    );
+    let (id, fetch) = conn.frame(FETCH_VERSION, &fetch_request());
+    conn.send(&[produce.to_vec(), fetch.to_vec()].concat());
+    // The first frame back answers the fetch: acks=0 has no response.
+    let response: FetchResponse = conn.response(ApiKey::Fetch, FETCH_VERSION, id);
+    assert!(fetched(&response) == (fixture.high_watermark, fixture.reference.clone()));
+    let side: ListOffsetsResponse = conn.call(
+        7,
+        &ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("side")))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-1)])]),
+    );
+    assert_eq!(side.topics[0].partitions[0].offset, 3, "{side:?}");
+    fixture.finish("an acks=0 produce");
+}
+
+/// Kafka answers nothing to an acks=0 produce, so when a partition fails
+/// it closes the connection: the only way to tell the producer
+/// (`KafkaApis.handleProduceRequest`, "Closing connection due to error
+/// during produce request").
+#[test]
+fn acks_0_produce_with_a_bad_batch_closes_the_connection() {
+    let fixture = Fixture::start("acks0-bad", &[]);
+    let mut other = Conn::open(&fixture.broker);
+    let mut conn = Conn::open(&fixture.broker);
+    let mut bad = batch("crc", 3, 10);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    let (_, frame) = conn.frame(PRODUCE_VERSION, &produce_request(0, vec![(TOPIC, bad)]));
+    conn.send(&frame);
+    conn.assert_closed("an acks=0 produce with a bad CRC");
+    fixture.assert_intact(&mut other, "an acks=0 produce with a bad CRC");
+    fixture.finish("an acks=0 produce with a bad CRC");
 }
 
 #[test]
