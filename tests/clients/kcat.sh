@@ -49,8 +49,10 @@ unkeyed_lines() { # codec: value lines in production order
 produce() { # codec
   local topic="$prefix-$1"
   local opts=(-b "$bootstrap" -t "$topic" -z "$1" -X linger.ms=20 -X "acks=${acks[$1]:-all}" -q)
-  keyed_lines "$1" | kcat -P "${opts[@]}" -K $'\t' || fail "$topic: kcat -P (keyed) exited $?"
-  unkeyed_lines "$1" | kcat -P "${opts[@]}" || fail "$topic: kcat -P (unkeyed) exited $?"
+  # One producer for both, so production order is the line order even with
+  # acks=0; a line without the key delimiter gets a null key.
+  { keyed_lines "$1"; unkeyed_lines "$1"; } | kcat -P "${opts[@]}" -K $'\t' ||
+    fail "$topic: kcat -P exited $?"
 }
 
 wait_end_offsets() { # topic total: acks=0 producers do not wait for the append
