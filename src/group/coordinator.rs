@@ -789,8 +789,8 @@ impl Coordinator {
         let state = group.state;
         match state {
             GroupState::Stable => {
-                let next = group.select_protocol();
                 group.members.insert(new_id.clone(), member);
+                let next = group.select_protocol();
                 if next == group.protocol_name {
                     // Same protocol: keep the assignment and answer with
                     // the old leader id so that a returning leader does
@@ -1020,7 +1020,7 @@ impl Coordinator {
                     ));
                 }
                 if group.leader_id.as_deref() == Some(req.member_id.as_str()) {
-                    self.complete_sync(&req.group_id, &req.assignments);
+                    self.complete_sync(now_ms, &req.group_id, &req.assignments);
                 }
                 Ok(())
             }
@@ -1042,7 +1042,10 @@ impl Coordinator {
 
     /// The leader's assignment: every member gets its part (or nothing),
     /// the waiting ones are answered, and the group is Stable.
-    fn complete_sync(&mut self, group_id: &str, assignments: &[(String, Bytes)]) {
+    ///
+    /// Members answered now get a fresh session: they may have waited on
+    /// the leader for most of it.
+    fn complete_sync(&mut self, now_ms: i64, group_id: &str, assignments: &[(String, Bytes)]) {
         let group = self.groups.get_mut(group_id).expect("exists");
         for m in group.members.values_mut() {
             m.assignment = assignments
@@ -1051,6 +1054,7 @@ impl Coordinator {
                 .map(|(_, a)| a.clone())
                 .unwrap_or_default();
             if let Some(to) = m.awaiting_sync.take() {
+                m.last_heartbeat_ms = now_ms;
                 self.out.push(Output::Sync(
                     to,
                     SyncResult {
@@ -1286,11 +1290,10 @@ impl Coordinator {
 
     /// Kafka's `validateOffsetCommit`, creating the group for a simple
     /// (generation -1) commit.
-    /// An empty group id is valid here, as in Kafka (old clients commit
-    /// offsets for the group "").
+    /// Kafka's `doCommitOffsets` checks, creating the group for a simple
+    /// (generation -1) commit. An empty group id is valid here, as in
+    /// Kafka (old clients commit offsets for the group "").
     fn check_commit(&mut self, now_ms: i64, req: &CommitRequest) -> Result<(), GroupError> {
-        let simple =
-            req.generation_id < 0 && req.member_id.is_empty() && req.group_instance_id.is_none();
         if !self.groups.contains_key(&req.group_id) {
             if req.generation_id < 0 {
                 self.groups
@@ -1303,13 +1306,12 @@ impl Coordinator {
         if group.state == GroupState::Dead {
             return Err(GroupError::CoordinatorNotAvailable);
         }
-        if simple {
-            return if group.state == GroupState::Empty {
-                Ok(())
-            } else {
-                // Only members commit for a group that has members.
-                Err(GroupError::UnknownMemberId)
-            };
+        if group.static_fenced(req.group_instance_id.as_deref(), &req.member_id) {
+            return Err(GroupError::FencedInstanceId);
+        }
+        if req.generation_id < 0 && group.state == GroupState::Empty {
+            // The group only stores offsets (assign()-mode consumers).
+            return Ok(());
         }
         Self::check_member(
             group,
@@ -1474,7 +1476,7 @@ impl Coordinator {
             .get(group_id)
             .filter(|g| g.state != GroupState::Dead)
             .ok_or(GroupError::GroupIdNotFound)?;
-        if group.state != GroupState::Empty || !group.pending_members.is_empty() {
+        if group.state != GroupState::Empty {
             return Err(GroupError::NonEmptyGroup);
         }
         let mut group = self.groups.remove(group_id).expect("exists");
@@ -1551,5 +1553,312 @@ impl Coordinator {
             },
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const G: &str = "g";
+
+    fn join_req(member_id: &str, instance: Option<&str>) -> JoinRequest {
+        JoinRequest {
+            group_id: G.into(),
+            member_id: member_id.into(),
+            group_instance_id: instance.map(str::to_string),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 20_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), records::tests_support::subscription(&["t"]))],
+            require_known_member_id: true,
+        }
+    }
+
+    fn joins(out: &[Output]) -> Vec<(ReplyTo, JoinResult)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Join(to, r) => Some((*to, r.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sync_req(member_id: &str, generation: i32, assign: &[(&str, &[u8])]) -> SyncRequest {
+        SyncRequest {
+            group_id: G.into(),
+            generation_id: generation,
+            member_id: member_id.into(),
+            group_instance_id: None,
+            protocol_type: None,
+            protocol_name: None,
+            assignments: assign
+                .iter()
+                .map(|(m, a)| (m.to_string(), Bytes::copy_from_slice(a)))
+                .collect(),
+        }
+    }
+
+    /// A new member: MEMBER_ID_REQUIRED, then the real join.
+    fn new_member(c: &mut Coordinator, now: i64, to: ReplyTo) -> String {
+        c.join(now, to, join_req("", None));
+        let out = c.drain();
+        let (_, r) = &joins(&out)[0];
+        assert_eq!(r.error, Some(GroupError::MemberIdRequired));
+        assert!(r.member_id.starts_with("c-"));
+        c.join(now, to, join_req(&r.member_id, None));
+        r.member_id.clone()
+    }
+
+    /// Two members in a Stable generation 1; returns (leader, follower).
+    fn stable_pair(c: &mut Coordinator) -> (String, String) {
+        let a = new_member(c, 0, 1);
+        let b = new_member(c, 10, 2);
+        assert!(
+            joins(&c.drain()).is_empty(),
+            "the initial delay holds the join"
+        );
+        // b joined during the delay, which extends it once.
+        c.tick(INITIAL_REBALANCE_DELAY_MS + 1);
+        assert!(joins(&c.drain()).is_empty(), "extended");
+        c.tick(2 * INITIAL_REBALANCE_DELAY_MS + 2);
+        let out = joins(&c.drain());
+        assert_eq!(out.len(), 2);
+        let leader = out.iter().find(|(_, r)| !r.members.is_empty()).unwrap();
+        assert_eq!(leader.1.member_id, a, "the first joiner leads");
+        assert_eq!(leader.1.members.len(), 2);
+        assert!(out
+            .iter()
+            .all(|(_, r)| r.generation_id == 1 && r.leader == a));
+        c.sync(9_000, 3, sync_req(&b, 1, &[]));
+        assert!(c.drain().is_empty(), "the follower waits for the leader");
+        c.sync(9_000, 4, sync_req(&a, 1, &[(&a, b"A"), (&b, b"B")]));
+        let out = c.drain();
+        let synced: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Sync(to, r) => Some((*to, r.assignment.clone())),
+                _ => None,
+            })
+            .collect();
+        assert!(synced.contains(&(3, Bytes::from_static(b"B"))));
+        assert!(synced.contains(&(4, Bytes::from_static(b"A"))));
+        assert_eq!(c.group(G).unwrap().state, GroupState::Stable);
+        (a, b)
+    }
+
+    #[test]
+    fn join_sync_heartbeat_and_fencing() {
+        let mut c = Coordinator::new(1);
+        let (a, b) = stable_pair(&mut c);
+        assert_eq!(c.heartbeat(9_100, G, &b, None, 1), Ok(()));
+        assert_eq!(
+            c.heartbeat(9_100, G, &b, None, 0),
+            Err(GroupError::IllegalGeneration)
+        );
+        assert_eq!(
+            c.heartbeat(9_100, G, "ghost", None, 1),
+            Err(GroupError::UnknownMemberId)
+        );
+        assert_eq!(
+            c.heartbeat(9_100, "nope", &b, None, 1),
+            Err(GroupError::UnknownMemberId)
+        );
+        // b stops heartbeating: its session ends, a rebalance starts, a is
+        // told and rejoins alone into generation 2.
+        c.heartbeat(15_000, G, &a, None, 1).unwrap();
+        c.tick(19_200);
+        assert!(!c.group(G).unwrap().has_member(&b));
+        assert_eq!(
+            c.heartbeat(19_300, G, &a, None, 1),
+            Err(GroupError::RebalanceInProgress)
+        );
+        c.join(19_400, 5, join_req(&a, None));
+        let out = joins(&c.drain());
+        assert_eq!(out[0].1.generation_id, 2);
+        assert_eq!(out[0].1.members.len(), 1);
+    }
+
+    #[test]
+    fn rebalance_timeout_drops_members_that_do_not_rejoin() {
+        let mut c = Coordinator::new(2);
+        let (a, b) = stable_pair(&mut c);
+        // A third member joins; a rejoins, b keeps heartbeating but never
+        // rejoins: at the rebalance timeout b is out.
+        let n = new_member(&mut c, 10_000, 6);
+        c.join(10_100, 7, join_req(&a, None));
+        for t in (10_200..30_000).step_by(1_000) {
+            let _ = c.heartbeat(t, G, &b, None, 1);
+            c.tick(t);
+        }
+        c.tick(30_001);
+        let out = joins(&c.drain());
+        let g = c.group(G).unwrap();
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+        assert_eq!(g.generation_id, 2);
+        assert!(g.has_member(&a) && g.has_member(&n) && !g.has_member(&b));
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn static_member_restart_keeps_its_assignment_and_fences_the_old_id() {
+        let mut c = Coordinator::new(3);
+        c.join(0, 1, join_req("", Some("i1")));
+        c.tick(INITIAL_REBALANCE_DELAY_MS + 1);
+        let first = joins(&c.drain())[0].1.clone();
+        assert_eq!(first.error, None, "static members skip MEMBER_ID_REQUIRED");
+        let old = first.member_id.clone();
+        c.sync(5_000, 2, sync_req(&old, 1, &[(&old, b"P")]));
+        c.drain();
+        // The instance restarts with no member id.
+        c.join(6_000, 3, join_req("", Some("i1")));
+        let again = joins(&c.drain())[0].1.clone();
+        assert_eq!(again.generation_id, 1, "no rebalance");
+        assert_ne!(again.member_id, old);
+        assert!(
+            again.skip_assignment,
+            "the returning leader must not reassign"
+        );
+        assert_eq!(
+            c.heartbeat(6_100, G, &old, Some("i1"), 1),
+            Err(GroupError::FencedInstanceId)
+        );
+        c.sync(6_200, 4, sync_req(&again.member_id, 1, &[]));
+        let out = c.drain();
+        assert!(matches!(&out[0], Output::Sync(4, r) if r.assignment == Bytes::from_static(b"P")));
+    }
+
+    #[test]
+    fn commits_are_checked_and_acknowledged_when_durable() {
+        let mut c = Coordinator::new(4);
+        let (a, _b) = stable_pair(&mut c);
+        let om = |offset| OffsetAndMetadata {
+            offset,
+            leader_epoch: -1,
+            metadata: "m".into(),
+            commit_timestamp_ms: 0,
+        };
+        let commit = |generation, member: &str| CommitRequest {
+            group_id: G.into(),
+            generation_id: generation,
+            member_id: member.into(),
+            group_instance_id: None,
+            offsets: vec![(("t".into(), 0), om(5))],
+        };
+        c.commit(9_500, 10, commit(0, &a));
+        assert!(
+            matches!(&c.drain()[0], Output::Commit(10, r) if r[0].1 == Err(GroupError::IllegalGeneration))
+        );
+        c.commit(9_500, 11, commit(-1, ""));
+        assert!(
+            matches!(&c.drain()[0], Output::Commit(11, r) if r[0].1 == Err(GroupError::UnknownMemberId))
+        );
+        c.commit(9_500, 12, commit(1, &a));
+        let token = match &c.drain()[0] {
+            Output::Persist { token: Some(t), .. } => *t,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            c.fetch_offsets(G, None),
+            vec![],
+            "not visible before durable"
+        );
+        assert!(c.has_pending_offsets(G, &("t".into(), 0)));
+        c.persisted(token, true);
+        assert!(matches!(&c.drain()[0], Output::Commit(12, r) if r[0].1.is_ok()));
+        assert_eq!(c.fetch_offsets(G, None)[0].1.as_ref().unwrap().offset, 5);
+        assert_eq!(
+            c.fetch_offsets(G, Some(&[("t".into(), 1)]))[0].1,
+            None,
+            "nothing committed reads as none"
+        );
+        assert_eq!(c.delete_group(G), Err(GroupError::NonEmptyGroup));
+        assert_eq!(
+            c.delete_offsets(G, &[("t".into(), 0)]).unwrap()[0].1,
+            Err(GroupError::GroupSubscribedToTopic)
+        );
+        assert_eq!(c.delete_group("none"), Err(GroupError::GroupIdNotFound));
+    }
+
+    #[test]
+    fn replay_restores_offsets_and_generations() {
+        let mut c = Coordinator::new(5);
+        let (a, b) = stable_pair(&mut c);
+        let mut log: Vec<Record> = Vec::new();
+        for o in c.drain() {
+            if let Output::Persist { records, .. } = o {
+                log.extend(records);
+            }
+        }
+        c.commit(
+            9_500,
+            1,
+            CommitRequest {
+                group_id: G.into(),
+                generation_id: 1,
+                member_id: a.clone(),
+                group_instance_id: None,
+                offsets: vec![
+                    (
+                        ("t".into(), 0),
+                        OffsetAndMetadata {
+                            offset: 7,
+                            leader_epoch: 2,
+                            metadata: "x".into(),
+                            commit_timestamp_ms: 1,
+                        },
+                    ),
+                    (
+                        ("t".into(), 1),
+                        OffsetAndMetadata {
+                            offset: 8,
+                            leader_epoch: 2,
+                            metadata: String::new(),
+                            commit_timestamp_ms: 1,
+                        },
+                    ),
+                ],
+            },
+        );
+        for o in c.drain() {
+            if let Output::Persist {
+                records,
+                token: Some(t),
+                ..
+            } = o
+            {
+                log.extend(records);
+                c.persisted(t, true);
+            }
+        }
+        c.leave(9_600, G, &[(a, None), (b, None)]).unwrap();
+        c.delete_offsets(G, &[("t".into(), 1)]).unwrap();
+        for o in c.drain() {
+            if let Output::Persist { records, .. } = o {
+                log.extend(records);
+            }
+        }
+        let mut restored = Coordinator::new(6);
+        for r in &log {
+            restored.load(&r.key, r.value.as_deref()).unwrap();
+        }
+        let g = restored.group(G).unwrap();
+        assert_eq!(g.state, GroupState::Empty);
+        assert_eq!(g.generation_id, c.group(G).unwrap().generation_id);
+        assert_eq!(restored.fetch_offsets(G, None), c.fetch_offsets(G, None));
+        assert_eq!(restored.fetch_offsets(G, None).len(), 1);
+        assert_eq!(restored.delete_group(G), Ok(()));
+        for o in restored.drain() {
+            if let Output::Persist { records, .. } = o {
+                log.extend(records);
+            }
+        }
+        let mut again = Coordinator::new(7);
+        for r in &log {
+            again.load(&r.key, r.value.as_deref()).unwrap();
+        }
+        assert!(again.group(G).is_none(), "tombstones delete the group");
     }
 }

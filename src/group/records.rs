@@ -266,6 +266,23 @@ pub fn consumer_subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
 }
 
 #[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// A consumer-protocol subscription (v0) of `topics`.
+    pub fn subscription(topics: &[&str]) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_i16(0);
+        b.put_i32(topics.len() as i32);
+        for t in topics {
+            put_str(&mut b, t);
+        }
+        b.put_i32(-1);
+        b.freeze()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

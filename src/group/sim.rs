@@ -332,7 +332,7 @@ impl Sim {
             }
         };
         self.commits.insert(t, what);
-        let simple = req.generation_id < 0 && req.member_id.is_empty();
+        let simple = req.generation_id < 0;
         let generation = req.generation_id;
         self.core.commit(self.now, t, req);
         let outputs = self.core.drain();
@@ -343,8 +343,10 @@ impl Sim {
             let ok = match before {
                 None => simple,
                 Some((g, state, member, fenced)) => {
-                    if simple {
-                        state == GroupState::Empty
+                    if fenced {
+                        false
+                    } else if simple && state == GroupState::Empty {
+                        true
                     } else {
                         g == generation
                             && member
