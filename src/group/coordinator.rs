@@ -24,6 +24,19 @@
 //! rejoined in time survive it. Requests naming an older generation get
 //! ILLEGAL_GENERATION, unknown member ids UNKNOWN_MEMBER_ID, and an old
 //! member id for a static `group.instance.id` FENCED_INSTANCE_ID.
+//!
+//! # Where this differs from Kafka
+//!
+//! - The leader's SyncGroup completes the rebalance at once; the group
+//!   metadata record is appended without holding the answers until it is
+//!   durable (Kafka waits for `storeGroup`). Members are not restored from
+//!   it after a restart anyway: they rejoin, and only the generation (so
+//!   stale members stay fenced) and the protocol type come back.
+//! - A static member that restarts while its old id still owes a SyncGroup
+//!   is not held to the old id's sync deadline (Kafka moves the pending
+//!   sync to the new id, which can drop a healthy restart).
+//! - Offsets never expire (`offsets.retention.minutes` is not applied) and
+//!   are not removed when their topic is deleted.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
