@@ -465,12 +465,25 @@ fn raw_protocol_group_rebalances_and_commits_survive_restart() {
     for p in moved {
         assert!(remaining.contains(&after[&p]), "partition {p} did not move");
     }
+    let last_generation = members[0].seen().generation;
     for m in &mut members {
         m.leave();
     }
     drop(c);
 
     broker.restart();
+    // The generation survives the restart: a new member continues the
+    // count, so members of generations before the restart stay fenced.
+    let mut member = Member::start(&broker, "after-restart");
+    wait_for("a member after the restart", || {
+        member.seen().partitions.len() == PARTITIONS as usize
+    });
+    assert!(
+        member.seen().generation > last_generation,
+        "generation {} after restart, {last_generation} before",
+        member.seen().generation
+    );
+    member.leave();
     let mut c = connect(&broker, "checker");
     let expected: Vec<(i64, String)> = (0..PARTITIONS)
         .map(|p| (i64::from(10 + p), format!("meta-{p}")))
