@@ -160,9 +160,28 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Records refused by the broker, per error code.
     pub failed: BTreeMap<i16, u64>,
+    /// Produce requests sent, the batches they carried and those
+    /// batches' bytes: the request shape the broker saw.
+    pub requests: u64,
+    pub batches: u64,
+    pub batch_bytes: u64,
 }
 
 impl Outcome {
+    /// `N Produce requests, B batches (X batches/request, Y KiB and Z records/batch)`.
+    pub fn shape_line(&self) -> String {
+        let per = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let records = self.done.records + self.failed_total();
+        format!(
+            "{} Produce requests, {} batches ({:.1} batches/request, {:.1} KiB and {:.1} records/batch)",
+            self.requests,
+            self.batches,
+            per(self.batches, self.requests),
+            per(self.batch_bytes, self.batches) / 1024.0,
+            per(records, self.batches),
+        )
+    }
+
     pub fn failed_total(&self) -> u64 {
         self.failed.values().sum()
     }
@@ -240,6 +259,9 @@ struct Stats {
     total: Tally,
     failed: BTreeMap<i16, u64>,
     last_done_ns: u64,
+    requests: u64,
+    batches: u64,
+    batch_bytes: u64,
 }
 
 /// A request waiting for its answer.
@@ -309,6 +331,9 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
         done: stats.total.clone(),
         elapsed: Duration::from_nanos(stats.last_done_ns),
         failed: stats.failed.clone(),
+        requests: stats.requests,
+        batches: stats.batches,
+        batch_bytes: stats.batch_bytes,
     })
 }
 
@@ -653,6 +678,12 @@ impl Producer {
             &refs,
         );
         let records: usize = taken.iter().map(|(_, b)| b.intended_ns.len()).sum();
+        {
+            let mut stats = self.stats.lock().expect("stats lock");
+            stats.requests += 1;
+            stats.batches += taken.len() as u64;
+            stats.batch_bytes += bytes as u64;
+        }
         self.pending_bytes -= records * self.record_bytes as usize;
         let batches: Vec<(i32, Vec<u64>)> = taken
             .into_iter()
@@ -927,6 +958,7 @@ pub fn main(args: &ProduceArgs) -> Result<bool, String> {
     );
     let outcome = run(&plan)?;
     println!("{}", outcome.done.summary_line("sent", outcome.elapsed));
+    eprintln!("{}", outcome.shape_line());
     if let Some(line) = outcome.failure_line() {
         eprintln!("{line}");
     }
