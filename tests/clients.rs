@@ -1,15 +1,19 @@
 //! Real third-party Kafka clients against a real broker process.
 //!
-//! Each test starts `ringtail broker` on a free loopback port, runs one
-//! client script from tests/clients/ (create topics, produce keyed and
-//! unkeyed messages with every codec, with acks 0, 1 and all where the
-//! client lets the test choose, read them back by assignment and check
-//! content and per-partition order; see tests/clients/common.py for the
-//! scheme and the edge cases), checks on disk that each
-//! topic's batches carry the codec the client used (the broker stores them
-//! as sent), restarts the broker with SIGTERM, reads everything again and
-//! compares the digest of what was read, and finally runs
-//! `ringtail log verify` on every partition.
+//! Each client test starts `ringtail broker` on a free loopback port and
+//! runs one client script from tests/clients/: create topics, produce
+//! keyed and unkeyed messages with every codec (with acks 0, 1 and all
+//! where the client lets the test choose), read them back by assignment
+//! and check content and per-partition order; tests/clients/common.py
+//! describes the scheme and the edge cases. The test then checks on disk
+//! that each topic's batches carry the codec the client used (the broker
+//! stores them as sent), restarts the broker with SIGTERM, reads
+//! everything again and compares the digest of what was read, and finally
+//! runs `ringtail log verify` on every partition.
+//!
+//! `clients_read_each_others_data` has every client read the others'
+//! topics; `list_offsets_by_timestamp` checks ListOffsets' timestamp
+//! lookups against Kafka's answers.
 //!
 //! The clients are installed by tests/run-all.sh (kcat from Debian, the
 //! Python clients in `.venv`, kafkajs in tests/clients/node_modules). A
