@@ -29,9 +29,12 @@
 //!
 //! - The leader's SyncGroup completes the rebalance at once; the group
 //!   metadata record is appended without holding the answers until it is
-//!   durable (Kafka waits for `storeGroup`). Members are not restored from
-//!   it after a restart anyway: they rejoin, and only the generation (so
-//!   stale members stay fenced) and the protocol type come back.
+//!   durable (Kafka waits for `storeGroup`). A record lost in a crash only
+//!   costs a rebalance after the restart.
+//! - The group metadata record is also written when a join phase ends
+//!   (with no assignments), so the generation survives a restart even if
+//!   the leader never synced; replay restores such a group as Empty with
+//!   its generation, and a Stable one with its members and assignments.
 //! - A static member that restarts while its old id still owes a SyncGroup
 //!   is not held to the old id's sync deadline (Kafka moves the pending
 //!   sync to the new id, which can drop a healthy restart).
@@ -928,6 +931,9 @@ impl Coordinator {
             let to = m.awaiting_join.take().expect("every member rejoined");
             m.last_heartbeat_ms = now_ms;
             m.is_new = false;
+            // The old generation's assignment is void; the metadata record
+            // written now must not look like a Stable group's on replay.
+            m.assignment = Bytes::new();
             replies.push((to, m.id.clone()));
         }
         for (to, id) in replies {
@@ -1520,9 +1526,66 @@ impl Coordinator {
 
     // ----- Replay -----
 
+    /// A group as its last metadata record left it. A Stable group (one
+    /// whose leader handed out assignments) comes back with its members,
+    /// whose sessions start now, so a broker restart needs no rebalance;
+    /// a group that was rebalancing comes back Empty, keeping only its
+    /// generation so members of older generations stay fenced.
+    fn restore_group(&mut self, now_ms: i64, group_id: &str, meta: records::GroupMeta) {
+        let mut g = Group::new(group_id);
+        if let Some(old) = self.groups.remove(group_id) {
+            g.offsets = old.offsets;
+        }
+        g.generation_id = meta.generation_id;
+        g.protocol_type = (!meta.protocol_type.is_empty()).then_some(meta.protocol_type);
+        let stable = meta.protocol.is_some()
+            && meta.members.iter().any(|m| !m.assignment.is_empty())
+            && meta
+                .leader
+                .as_ref()
+                .is_some_and(|l| meta.members.iter().any(|m| m.member_id == *l));
+        if stable {
+            let protocol = meta.protocol.clone().unwrap_or_default();
+            for (seq, m) in meta.members.into_iter().enumerate() {
+                if let Some(instance) = &m.group_instance_id {
+                    g.static_members
+                        .insert(instance.clone(), m.member_id.clone());
+                }
+                g.members.insert(
+                    m.member_id.clone(),
+                    Member {
+                        id: m.member_id,
+                        instance_id: m.group_instance_id,
+                        client_id: m.client_id,
+                        client_host: m.client_host,
+                        session_timeout_ms: m.session_timeout_ms,
+                        rebalance_timeout_ms: m.rebalance_timeout_ms,
+                        protocols: vec![(protocol.clone(), m.subscription)],
+                        assignment: m.assignment,
+                        awaiting_join: None,
+                        awaiting_sync: None,
+                        last_heartbeat_ms: now_ms,
+                        is_new: false,
+                        seq: seq as u64,
+                    },
+                );
+            }
+            g.next_seq = g.members.len() as u64;
+            g.protocol_name = meta.protocol;
+            g.leader_id = meta.leader;
+            g.state = GroupState::Stable;
+        }
+        self.groups.insert(group_id.to_string(), g);
+    }
+
     /// Applies one record read back from `__consumer_offsets` at start;
     /// the last value per key wins. Unreadable records are skipped.
-    pub fn load(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), records::RecordError> {
+    pub fn load(
+        &mut self,
+        now_ms: i64,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), records::RecordError> {
         match records::decode(key, value)? {
             records::Decoded::Offset {
                 group,
@@ -1547,19 +1610,7 @@ impl Coordinator {
                 }
             }
             records::Decoded::Group { group, value } => match value {
-                Some(meta) => {
-                    // Members are not restored: after a restart they
-                    // rejoin (their heartbeats get UNKNOWN_MEMBER_ID), and
-                    // the generation keeps counting up so stale members
-                    // stay fenced.
-                    let g = self
-                        .groups
-                        .entry(group.clone())
-                        .or_insert_with(|| Group::new(&group));
-                    g.generation_id = meta.generation_id;
-                    g.protocol_type =
-                        (!meta.protocol_type.is_empty()).then_some(meta.protocol_type);
-                }
+                Some(meta) => self.restore_group(now_ms, &group, meta),
                 None => {
                     self.groups.remove(&group);
                 }
@@ -1855,7 +1906,7 @@ mod tests {
         }
         let mut restored = Coordinator::new(6);
         for r in &log {
-            restored.load(&r.key, r.value.as_deref()).unwrap();
+            restored.load(0, &r.key, r.value.as_deref()).unwrap();
         }
         let g = restored.group(G).unwrap();
         assert_eq!(g.state, GroupState::Empty);
@@ -1870,8 +1921,61 @@ mod tests {
         }
         let mut again = Coordinator::new(7);
         for r in &log {
-            again.load(&r.key, r.value.as_deref()).unwrap();
+            again.load(0, &r.key, r.value.as_deref()).unwrap();
         }
         assert!(again.group(G).is_none(), "tombstones delete the group");
+    }
+
+    #[test]
+    fn a_stable_group_survives_a_restart_without_a_rebalance() {
+        let mut c = Coordinator::new(8);
+        let (a, b) = stable_pair(&mut c);
+        // What the leader's SyncGroup persisted.
+        let log = [records::group_metadata(c.group(G).unwrap())];
+        let mut restored = Coordinator::new(9);
+        for r in &log {
+            restored.load(0, &r.key, r.value.as_deref()).unwrap();
+        }
+        let g = restored.group(G).unwrap();
+        assert_eq!(g.state, GroupState::Stable);
+        assert_eq!(g.generation_id, 1);
+        assert_eq!(g.leader_id.as_deref(), Some(a.as_str()));
+        assert_eq!(g.member(&b).unwrap().assignment, Bytes::from_static(b"B"));
+        assert_eq!(restored.heartbeat(1_000, G, &b, None, 1), Ok(()));
+        assert_eq!(restored.heartbeat(1_000, G, &a, None, 1), Ok(()));
+        // A member that never comes back expires as usual.
+        restored.heartbeat(9_000, G, &a, None, 1).unwrap();
+        restored.tick(11_500);
+        assert!(!restored.group(G).unwrap().has_member(&b));
+        assert_eq!(
+            restored.heartbeat(11_600, G, &a, None, 1),
+            Err(GroupError::RebalanceInProgress)
+        );
+    }
+
+    #[test]
+    fn a_group_that_was_rebalancing_comes_back_empty_with_its_generation() {
+        let mut c = Coordinator::new(10);
+        let a = new_member(&mut c, 0, 1);
+        c.tick(INITIAL_REBALANCE_DELAY_MS + 1);
+        let log: Vec<Record> = c
+            .drain()
+            .into_iter()
+            .flat_map(|o| match o {
+                Output::Persist { records, .. } => records,
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(c.group(G).unwrap().state, GroupState::CompletingRebalance);
+        let mut restored = Coordinator::new(11);
+        for r in &log {
+            restored.load(0, &r.key, r.value.as_deref()).unwrap();
+        }
+        let g = restored.group(G).unwrap();
+        assert_eq!((g.state, g.generation_id), (GroupState::Empty, 1));
+        assert_eq!(
+            restored.heartbeat(100, G, &a, None, 1),
+            Err(GroupError::UnknownMemberId)
+        );
     }
 }

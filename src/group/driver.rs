@@ -334,7 +334,9 @@ async fn replay(
             for record in records {
                 let record = record.map_err(|e| format!("replaying {name}: {e}"))?;
                 let Some(key) = record.key else { continue };
-                match core.load(key, record.value) {
+                // Time 0 is when the driver's clock starts, right after
+                // the replay: restored members' sessions start then.
+                match core.load(0, key, record.value) {
                     Ok(()) => count += 1,
                     Err(e) => eprintln!("replaying {name}: skipping a record: {e}"),
                 }

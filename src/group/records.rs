@@ -56,6 +56,21 @@ pub enum Decoded {
 pub struct GroupMeta {
     pub protocol_type: String,
     pub generation_id: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub members: Vec<MemberMeta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberMeta {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    pub subscription: Bytes,
+    pub assignment: Bytes,
 }
 
 fn put_str(b: &mut BytesMut, s: &str) {
@@ -183,6 +198,25 @@ impl<'a> Reader<'a> {
         Ok(i64::from_be_bytes(a))
     }
 
+    fn nullable_string(&mut self, what: &'static str) -> Result<Option<String>, RecordError> {
+        let len = self.i16(what)?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let b = self.take(len as usize, what)?;
+        String::from_utf8(b.to_vec())
+            .map(Some)
+            .map_err(|_| RecordError::Utf8(what))
+    }
+
+    fn bytes(&mut self, what: &'static str) -> Result<Bytes, RecordError> {
+        let len = self.i32(what)?;
+        if len < 0 {
+            return Ok(Bytes::new());
+        }
+        Ok(Bytes::copy_from_slice(self.take(len as usize, what)?))
+    }
+
     fn string(&mut self, what: &'static str) -> Result<String, RecordError> {
         let len = self.i16(what)?;
         let len = usize::try_from(len).map_err(|_| RecordError::Truncated(what))?;
@@ -211,23 +245,70 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Decoded, RecordError> 
         }
         2 => {
             let group = k.string("group")?;
-            let value = value
-                .map(|v| {
-                    let mut r = Reader { buf: v };
-                    let version = r.i16("value version")?;
-                    if !(0..=3).contains(&version) {
-                        return Err(RecordError::UnknownValueVersion(version));
-                    }
-                    Ok(GroupMeta {
-                        protocol_type: r.string("protocol type")?,
-                        generation_id: r.i32("generation")?,
-                    })
-                })
-                .transpose()?;
+            let value = value.map(decode_group_value).transpose()?;
             Ok(Decoded::Group { group, value })
         }
         v => Err(RecordError::UnknownKeyVersion(v)),
     }
+}
+
+/// GroupMetadataValue versions 0-3 (v1 adds the rebalance timeout, v2 the
+/// state timestamp, v3 the instance id).
+fn decode_group_value(v: &[u8]) -> Result<GroupMeta, RecordError> {
+    let mut r = Reader { buf: v };
+    let version = r.i16("value version")?;
+    if !(0..=3).contains(&version) {
+        return Err(RecordError::UnknownValueVersion(version));
+    }
+    let protocol_type = r.string("protocol type")?;
+    let generation_id = r.i32("generation")?;
+    let protocol = r.nullable_string("protocol")?;
+    let leader = r.nullable_string("leader")?;
+    if version >= 2 {
+        r.i64("state timestamp")?;
+    }
+    let count = r.i32("members")?;
+    let count = usize::try_from(count).map_err(|_| RecordError::Truncated("members"))?;
+    let mut members = Vec::with_capacity(count.min(r.buf.len() / 8));
+    for _ in 0..count {
+        let member_id = r.string("member id")?;
+        let group_instance_id = if version >= 3 {
+            r.nullable_string("instance id")?
+        } else {
+            None
+        };
+        let client_id = r.string("client id")?;
+        let client_host = r.string("client host")?;
+        let rebalance_timeout_ms = if version >= 1 {
+            r.i32("rebalance timeout")?
+        } else {
+            -1
+        };
+        let session_timeout_ms = r.i32("session timeout")?;
+        let subscription = r.bytes("subscription")?;
+        let assignment = r.bytes("assignment")?;
+        members.push(MemberMeta {
+            member_id,
+            group_instance_id,
+            client_id,
+            client_host,
+            rebalance_timeout_ms: if rebalance_timeout_ms < 0 {
+                session_timeout_ms
+            } else {
+                rebalance_timeout_ms
+            },
+            session_timeout_ms,
+            subscription,
+            assignment,
+        });
+    }
+    Ok(GroupMeta {
+        protocol_type,
+        generation_id,
+        protocol,
+        leader,
+        members,
+    })
 }
 
 fn decode_offset_value(v: &[u8]) -> Result<OffsetAndMetadata, RecordError> {
