@@ -43,7 +43,7 @@ ticks_per_s=$(getconf CLK_TCK)
 produce() {
   local topic=$1 acks=$2; shift 2
   taskset -c 1 "$rdperf" -P -t "$topic" -b "$bootstrap" -s $size -c $records -a "$acks" -q \
-    -X linger.ms=5 -X batch.size=1000000 -X queue.buffering.max.kbytes=1048576 "$@" 2>&1 |
+    -X linger.ms=5 -X batch.size=1000000 -X queue.buffering.max.messages=10000000 -X queue.buffering.max.kbytes=8388608 "$@" 2>&1 |
     tee -a "$data.perf.log" |
     awk '/messages produced/ {for (i=1;i<=NF;i++) {if ($i=="msgs/s") m=$(i-1); if ($i ~ /^MB\/s/) b=$(i-1)}} END {print m, b}'
 }
