@@ -196,6 +196,42 @@ impl Broker {
         }
     }
 
+    /// SIGKILL (no clean shutdown: the next start recovers the logs), then
+    /// a start on the same directory and port.
+    ///
+    /// The killed process's listening socket outlives it by a few
+    /// milliseconds (the kernel tears its io_uring down asynchronously), and
+    /// the broker refuses to start while anyone listens on its port, so a
+    /// start that fails with EADDRINUSE is retried for up to two seconds.
+    pub fn kill_and_restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut retries = 0;
+        loop {
+            match self.spawn() {
+                Ok(()) => break,
+                Err(_)
+                    if Instant::now() < deadline
+                        && self.log().contains("Address already in use") =>
+                {
+                    retries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!(
+                    "{}: broker does not restart after SIGKILL: {e}\n{}",
+                    self.name,
+                    self.log()
+                ),
+            }
+        }
+        if retries > 0 {
+            eprintln!(
+                "{}: port still bound after SIGKILL; the start succeeded after {retries} retries",
+                self.name
+            );
+        }
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
