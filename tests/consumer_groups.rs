@@ -11,7 +11,9 @@
 //! 3. one member leaves; its partitions move to the other two (three each);
 //! 4. the broker restarts (SIGTERM, start on the same directory); the
 //!    commits are still there, metadata included, and consumption resumes
-//!    at the committed offsets.
+//!    at the committed offsets;
+//! 5. (confluent-kafka) a consumer that stays up keeps its assignment
+//!    across a broker restart, without a rebalance.
 //!
 //! The raw test also checks fencing at the wire: a stale generation gets
 //! ILLEGAL_GENERATION, an unknown member UNKNOWN_MEMBER_ID, a group with
@@ -546,6 +548,31 @@ fn confluent_kafka_group_rebalances_and_commits_survive_restart() {
     run(&broker, "first");
     broker.restart();
     run(&broker, "second");
+
+    // A live consumer keeps its assignment across a broker restart: the
+    // group comes back Stable with its members, so there is no rebalance.
+    let marker = scratch.join("assigned");
+    let live = Command::new(&python)
+        .arg(&script)
+        .arg(broker.bootstrap())
+        .arg("live")
+        .arg(&marker)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the live consumer");
+    wait_for("the live consumer's assignment", || marker.exists());
+    broker.restart();
+    let out = live.wait_with_output().expect("the live consumer");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.lines().last() == Some("OK"),
+        "live: {}\nstdout:\n{stdout}\nstderr:\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        broker.log()
+    );
+    eprintln!("live: {stdout}");
     broker.stop();
 }
 
@@ -654,6 +681,30 @@ if phase == "first":
     if errors:
         fail("consumer errors: %s" % errors)
     print(json.dumps({"first": first, "second": second, "moved": sorted(moved)}), flush=True)
+    print("OK", flush=True)
+elif phase == "live":
+    marker = sys.argv[3]
+    assigned, revoked = [], []
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "live", "client.id": "live",
+                  "session.timeout.ms": 10000, "heartbeat.interval.ms": 300,
+                  "auto.offset.reset": "earliest"})
+    c.subscribe([TOPIC], on_assign=lambda c, p: assigned.append(len(p)),
+                on_revoke=lambda c, p: revoked.append(len(p)))
+    deadline = time.time() + 60
+    while not assigned and time.time() < deadline:
+        c.poll(0.1)
+    if assigned != [PARTS]:
+        fail("live consumer got %s" % assigned)
+    open(marker, "w").close()
+    # The broker restarts meanwhile; keep polling past a session timeout.
+    end = time.time() + 20
+    while time.time() < end:
+        c.poll(0.1)
+    # Checked before close(), which revokes the assignment itself.
+    if assigned != [PARTS] or revoked:
+        fail("rebalanced across the restart: assigned %s revoked %s" % (assigned, revoked))
+    c.close()
+    print(json.dumps({"assigned": assigned}), flush=True)
     print("OK", flush=True)
 else:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "client.id": "resumer",

@@ -29,6 +29,20 @@ use crate::metadata::{MetaError, TopicMeta};
 use crate::shard::mesh::{oneshot, Sender};
 use crate::shard::{self, Shard, ShardId, Shared};
 
+/// Why a request could not reach a shard's coordinator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    /// The shard is still replaying `__consumer_offsets` (broker start).
+    #[error("the group coordinator is still loading on this shard")]
+    Loading,
+    #[error("the group's shard stopped")]
+    ShardStopped,
+    #[error("the coordinator dropped the request")]
+    Dropped,
+    #[error("{0}")]
+    OffsetsTopic(String),
+}
+
 /// How often deadlines (session and rebalance timeouts) are checked.
 pub const TICK_MS: u64 = 100;
 /// Bytes read per step of the replay at start.
@@ -152,63 +166,69 @@ fn append(group_id: &str, records: &[Record]) -> Result<Durable, String> {
     }))
 }
 
-fn driver() -> Result<Rc<Driver>, String> {
-    current().ok_or_else(|| "the group coordinator is not running on this shard".to_string())
+fn driver() -> Result<Rc<Driver>, DriverError> {
+    current().ok_or(DriverError::Loading)
 }
 
 /// Runs `f` on the shard coordinating `group_id`, creating
 /// `__consumer_offsets` first if no group was ever used (Kafka also creates
 /// it on first use, so a broker without groups lists no internal topic).
-pub async fn on_group_shard<R, F, Fut>(shard: &Shard, group_id: &str, f: F) -> Result<R, String>
+pub async fn on_group_shard<R, F, Fut>(
+    shard: &Shard,
+    group_id: &str,
+    f: F,
+) -> Result<R, DriverError>
 where
     R: Send + 'static,
     F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<R, String>> + 'static,
+    Fut: std::future::Future<Output = Result<R, DriverError>> + 'static,
 {
-    let topic = offsets_topic(shard).await?;
+    let topic = offsets_topic(shard)
+        .await
+        .map_err(DriverError::OffsetsTopic)?;
     let dst = group_shard(&shard.shared, &topic, group_id);
     shard::run_on(dst, f)
         .await
-        .map_err(|_| "the group's shard stopped".to_string())?
+        .map_err(|_| DriverError::ShardStopped)?
 }
 
 /// JoinGroup on the group's shard; resolves when the rebalance answers.
-pub async fn join(req: JoinRequest) -> Result<JoinResult, String> {
+pub async fn join(req: JoinRequest) -> Result<JoinResult, DriverError> {
     let d = driver()?;
     let (id, rx) = d.register();
     d.core.borrow_mut().join(d.now_ms(), id, req);
     d.flush();
     match rx.await {
         Ok(Answer::Join(r)) => Ok(r),
-        _ => Err("the coordinator dropped a JoinGroup".into()),
+        _ => Err(DriverError::Dropped),
     }
 }
 
-pub async fn sync(req: SyncRequest) -> Result<SyncResult, String> {
+pub async fn sync(req: SyncRequest) -> Result<SyncResult, DriverError> {
     let d = driver()?;
     let (id, rx) = d.register();
     d.core.borrow_mut().sync(d.now_ms(), id, req);
     d.flush();
     match rx.await {
         Ok(Answer::Sync(r)) => Ok(r),
-        _ => Err("the coordinator dropped a SyncGroup".into()),
+        _ => Err(DriverError::Dropped),
     }
 }
 
-pub async fn commit(req: CommitRequest) -> Result<CommitResult, String> {
+pub async fn commit(req: CommitRequest) -> Result<CommitResult, DriverError> {
     let d = driver()?;
     let (id, rx) = d.register();
     d.core.borrow_mut().commit(d.now_ms(), id, req);
     d.flush();
     match rx.await {
         Ok(Answer::Commit(r)) => Ok(r),
-        _ => Err("the coordinator dropped an OffsetCommit".into()),
+        _ => Err(DriverError::Dropped),
     }
 }
 
 /// Runs an immediate operation on this shard's coordinator with the
 /// current time, then delivers whatever it set in motion.
-pub fn with<R>(f: impl FnOnce(&mut Coordinator, i64) -> R) -> Result<R, String> {
+pub fn with<R>(f: impl FnOnce(&mut Coordinator, i64) -> R) -> Result<R, DriverError> {
     let d = driver()?;
     let r = f(&mut d.core.borrow_mut(), d.now_ms());
     d.flush();

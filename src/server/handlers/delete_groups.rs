@@ -8,9 +8,8 @@ use ringtail_protocol::messages::kafka_protocol::messages::delete_groups_respons
 use ringtail_protocol::messages::kafka_protocol::messages::{
     DeleteGroupsRequest, DeleteGroupsResponse,
 };
-use ringtail_protocol::ErrorCode;
 
-use super::join_group::error_code;
+use super::join_group::{driver_error_code, error_code};
 use super::{decode, respond};
 use crate::group::driver;
 use crate::server::{Header, Response};
@@ -34,10 +33,7 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
         r.error_code = match result {
             Ok(Ok(())) => 0,
             Ok(Err(e)) => error_code(e).code(),
-            Err(e) => {
-                eprintln!("DeleteGroups for {group_id}: {e}");
-                ErrorCode::CoordinatorNotAvailable.code()
-            }
+            Err(e) => driver_error_code("DeleteGroups", &group_id, &e).code(),
         };
         out.results.push(r);
     }

@@ -11,8 +11,8 @@ use ringtail_protocol::messages::kafka_protocol::messages::describe_groups_respo
 use ringtail_protocol::messages::kafka_protocol::messages::{
     DescribeGroupsRequest, DescribeGroupsResponse,
 };
-use ringtail_protocol::ErrorCode;
 
+use super::join_group::driver_error_code;
 use super::{decode, respond, str_bytes};
 use crate::group::driver;
 use crate::server::{Header, Response};
@@ -59,8 +59,7 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
             }
             Ok(None) => d.group_state = str_bytes("Dead"),
             Err(e) => {
-                eprintln!("DescribeGroups for {group_id}: {e}");
-                d.error_code = ErrorCode::CoordinatorNotAvailable.code();
+                d.error_code = driver_error_code("DescribeGroups", &group_id, &e).code();
             }
         }
         out.groups.push(d);

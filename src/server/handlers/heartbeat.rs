@@ -1,14 +1,16 @@
 //! Heartbeat v0-4: keeps a member's session alive and tells it about a
 //! rebalance (REBALANCE_IN_PROGRESS). v3+ carry `group.instance.id`.
+//! While the coordinator still loads at start, heartbeats get NONE, as
+//! Kafka answers them.
 
 use std::rc::Rc;
 
 use ringtail_protocol::messages::kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use ringtail_protocol::ErrorCode;
 
-use super::join_group::error_code;
+use super::join_group::{driver_error_code, error_code};
 use super::{decode, respond};
-use crate::group::driver;
+use crate::group::driver::{self, DriverError};
 use crate::server::{Header, Response};
 use crate::shard::Shard;
 
@@ -33,10 +35,9 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
     let code = match result {
         Ok(Ok(())) => ErrorCode::None,
         Ok(Err(e)) => error_code(e),
-        Err(e) => {
-            eprintln!("Heartbeat for {group_id}: {e}");
-            ErrorCode::CoordinatorNotAvailable
-        }
+        // Kafka answers heartbeats blindly while it loads the group.
+        Err(DriverError::Loading) => ErrorCode::None,
+        Err(e) => driver_error_code("Heartbeat", &group_id, &e),
     };
     let mut out = HeartbeatResponse::default();
     out.error_code = code.code();

@@ -15,7 +15,7 @@ use ringtail_protocol::ErrorCode;
 
 use super::{decode, respond, str_bytes};
 use crate::group::coordinator::{GroupError, JoinRequest, JoinResult};
-use crate::group::driver;
+use crate::group::driver::{self, DriverError};
 use crate::server::{Header, Response};
 use crate::shard::Shard;
 
@@ -38,6 +38,18 @@ pub fn error_code(e: GroupError) -> ErrorCode {
         GroupError::NonEmptyGroup => ErrorCode::NonEmptyGroup,
         GroupError::GroupSubscribedToTopic => ErrorCode::GroupSubscribedToTopic,
         GroupError::OffsetMetadataTooLarge => ErrorCode::OffsetMetadataTooLarge,
+    }
+}
+
+/// Kafka's code when a request did not reach the group's coordinator
+/// (logged, except while the coordinator is still loading at start).
+pub fn driver_error_code(api: &str, group_id: &str, e: &DriverError) -> ErrorCode {
+    match e {
+        DriverError::Loading => ErrorCode::CoordinatorLoadInProgress,
+        other => {
+            eprintln!("{api} for group {group_id}: {other}");
+            ErrorCode::CoordinatorNotAvailable
+        }
     }
 }
 
@@ -78,15 +90,16 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
         require_known_member_id: v >= 4,
     };
     let result = driver::on_group_shard(shard, &group_id, move || driver::join(req)).await;
-    let result = result.unwrap_or_else(|e| {
-        eprintln!("JoinGroup for {group_id}: {e}");
-        JoinResult {
-            error: Some(GroupError::CoordinatorNotAvailable),
-            generation_id: -1,
-            member_id: request.member_id.to_string(),
-            ..JoinResult::default()
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let mut out = response(JoinResult::default(), v);
+            out.error_code = driver_error_code("JoinGroup", &group_id, &e).code();
+            out.generation_id = -1;
+            out.member_id = request.member_id.clone();
+            return respond(header, &out);
         }
-    });
+    };
     respond(header, &response(result, v))
 }
 

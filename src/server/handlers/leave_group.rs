@@ -7,9 +7,8 @@ use ringtail_protocol::messages::kafka_protocol::messages::leave_group_response:
 use ringtail_protocol::messages::kafka_protocol::messages::{
     LeaveGroupRequest, LeaveGroupResponse,
 };
-use ringtail_protocol::ErrorCode;
 
-use super::join_group::error_code;
+use super::join_group::{driver_error_code, error_code};
 use super::{decode, respond, str_bytes};
 use crate::group::driver;
 use crate::server::{Header, Response};
@@ -49,8 +48,7 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
             return respond(header, &out);
         }
         Err(e) => {
-            eprintln!("LeaveGroup for {group_id}: {e}");
-            out.error_code = ErrorCode::CoordinatorNotAvailable.code();
+            out.error_code = driver_error_code("LeaveGroup", &group_id, &e).code();
             return respond(header, &out);
         }
     };

@@ -11,7 +11,7 @@ use ringtail_protocol::messages::kafka_protocol::messages::{
 use ringtail_protocol::ErrorCode;
 
 use super::{decode, respond, str_bytes};
-use crate::group::driver;
+use crate::group::driver::{self, DriverError};
 use crate::server::{Header, Response};
 use crate::shard::{self, Shard, ShardId};
 
@@ -72,6 +72,9 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
                     }
                     out.groups.push(g);
                 }
+            }
+            Ok(Err(DriverError::Loading)) => {
+                out.error_code = ErrorCode::CoordinatorLoadInProgress.code()
             }
             _ => out.error_code = ErrorCode::CoordinatorNotAvailable.code(),
         }

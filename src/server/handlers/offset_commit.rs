@@ -15,7 +15,7 @@ use ringtail_protocol::messages::kafka_protocol::messages::{
 };
 use ringtail_protocol::ErrorCode;
 
-use super::join_group::error_code;
+use super::join_group::{driver_error_code, error_code};
 use super::{decode, respond};
 use crate::group::coordinator::{CommitRequest, OffsetAndMetadata};
 use crate::group::driver;
@@ -90,9 +90,9 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
                 }
             }
             Err(e) => {
-                eprintln!("OffsetCommit for {group_id}: {e}");
+                let code = driver_error_code("OffsetCommit", &group_id, &e).code();
                 for a in answers.iter_mut().filter(|a| a.2 == 0) {
-                    a.2 = ErrorCode::CoordinatorNotAvailable.code();
+                    a.2 = code;
                 }
             }
         }

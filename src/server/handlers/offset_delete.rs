@@ -13,7 +13,7 @@ use ringtail_protocol::messages::kafka_protocol::messages::{
 };
 use ringtail_protocol::ErrorCode;
 
-use super::join_group::error_code;
+use super::join_group::{driver_error_code, error_code};
 use super::{decode, respond};
 use crate::group::driver;
 use crate::server::{Header, Response};
@@ -50,8 +50,7 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
             return respond(header, &out);
         }
         Err(e) => {
-            eprintln!("OffsetDelete for {group_id}: {e}");
-            out.error_code = ErrorCode::CoordinatorNotAvailable.code();
+            out.error_code = driver_error_code("OffsetDelete", &group_id, &e).code();
             return respond(header, &out);
         }
     };

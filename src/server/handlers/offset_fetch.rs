@@ -14,6 +14,7 @@ use ringtail_protocol::messages::kafka_protocol::messages::{
 };
 use ringtail_protocol::ErrorCode;
 
+use super::join_group::driver_error_code;
 use super::{decode, respond, str_bytes};
 use crate::group::coordinator::TopicPartition;
 use crate::group::driver;
@@ -49,10 +50,7 @@ async fn fetch_group(
         })
     })
     .await;
-    result.map_err(|e| {
-        eprintln!("OffsetFetch for {group_id}: {e}");
-        ErrorCode::CoordinatorNotAvailable
-    })
+    result.map_err(|e| driver_error_code("OffsetFetch", &group_id, &e))
 }
 
 fn listed(topics: impl Iterator<Item = (TopicName, Vec<i32>)>) -> Vec<TopicPartition> {

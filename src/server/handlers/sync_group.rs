@@ -7,9 +7,9 @@ use std::rc::Rc;
 
 use ringtail_protocol::messages::kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
-use super::join_group::code_of;
+use super::join_group::{code_of, driver_error_code};
 use super::{decode, respond, str_bytes};
-use crate::group::coordinator::{GroupError, SyncRequest, SyncResult};
+use crate::group::coordinator::SyncRequest;
 use crate::group::driver;
 use crate::server::{Header, Response};
 use crate::shard::Shard;
@@ -47,14 +47,14 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
             .collect(),
     };
     let result = driver::on_group_shard(shard, &group_id, move || driver::sync(req)).await;
-    let r = result.unwrap_or_else(|e| {
-        eprintln!("SyncGroup for {group_id}: {e}");
-        SyncResult {
-            error: Some(GroupError::CoordinatorNotAvailable),
-            ..SyncResult::default()
-        }
-    });
     let mut out = SyncGroupResponse::default();
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            out.error_code = driver_error_code("SyncGroup", &group_id, &e).code();
+            return respond(header, &out);
+        }
+    };
     out.error_code = code_of(r.error);
     if v >= 5 {
         out.protocol_type = r.protocol_type.as_deref().map(str_bytes);
