@@ -17,6 +17,11 @@ use std::time::{Duration, Instant};
 pub const BROKER_START_TIMEOUT: Duration = Duration::from_secs(30);
 pub const BROKER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Two shards whatever the machine: partitions spread over both, so
+/// requests cross the inter-core mesh, and several brokers in parallel
+/// tests stay cheap on a large CI machine.
+pub const DEFAULT_OVERRIDES: &[&str] = &["shard.count=2"];
+
 static DIRS_MADE: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh, empty directory under the system temp dir.
@@ -54,14 +59,18 @@ pub struct Broker {
 
 impl Broker {
     /// Starts a broker with its own data directory; `overrides` are extra
-    /// `key=value` settings.
+    /// `key=value` settings, after [`DEFAULT_OVERRIDES`].
     pub fn start(name: &str, overrides: &[&str]) -> Broker {
         let dir = temp_dir(name);
         let mut broker = Broker {
             name: name.to_string(),
             dir: dir.join("data"),
             port: 0,
-            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            overrides: DEFAULT_OVERRIDES
+                .iter()
+                .chain(overrides)
+                .map(|s| s.to_string())
+                .collect(),
             child: None,
             log_path: dir.join("broker.log"),
         };
