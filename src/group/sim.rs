@@ -2,7 +2,8 @@
 //! clock: joins (with and without MEMBER_ID_REQUIRED, static and
 //! dynamic), syncs, heartbeats, commits, leaves, stalls past the session
 //! timeout, crashes and restarts, and zombie requests from dead
-//! incarnations, with durability acknowledged after random delays.
+//! incarnations, with durability acknowledged after random delays, and
+//! broker restarts that replay the records written so far.
 //! Invariants are checked after every step; a failure names its seed.
 //!
 //! - `RINGTAIL_GROUP_SIM_SEEDS=N` runs N seeds (default 2,000).
@@ -14,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use bytes::Bytes;
 
 use super::*;
+use crate::group::records::Record;
 
 const PARTITIONS: u8 = 6;
 const SESSION_MS: i32 = 10_000;
@@ -106,6 +108,10 @@ struct Sim {
     highest_generation: i32,
     /// `RINGTAIL_GROUP_SIM_TRACE`: print every output.
     trace: bool,
+    /// Every record appended to `__consumer_offsets`, in order.
+    log: Vec<Record>,
+    /// Persist token -> the commit request it answers.
+    persist_reply: HashMap<u64, ReplyTo>,
 }
 
 impl Sim {
@@ -336,9 +342,13 @@ impl Sim {
         let generation = req.generation_id;
         self.core.commit(self.now, t, req);
         let outputs = self.core.drain();
-        let accepted = outputs
-            .iter()
-            .any(|o| matches!(o, Output::Persist { token: Some(_), .. }));
+        let mut accepted = false;
+        for o in &outputs {
+            if let Output::Persist { token: Some(p), .. } = o {
+                self.persist_reply.insert(*p, t);
+                accepted = true;
+            }
+        }
         if accepted {
             let ok = match before {
                 None => simple,
@@ -405,7 +415,8 @@ impl Sim {
                 eprintln!("t={} {o:?}\n   group {g:?}", self.now);
             }
             match o {
-                Output::Persist { token, .. } => {
+                Output::Persist { token, records, .. } => {
+                    self.log.extend(records);
                     if let Some(t) = token {
                         let delay = self.rng.below(400) as i64;
                         let due = self
@@ -582,7 +593,9 @@ impl Sim {
             }
         } else if roll < 14 {
             self.zombie();
-        } else if roll < 16 {
+        } else if roll < 18 {
+            self.restart();
+        } else if roll < 20 {
             // A standalone (assign()-mode) commit.
             let req = CommitRequest {
                 group_id: GROUP.into(),
@@ -600,6 +613,71 @@ impl Sim {
                 )],
             };
             self.send_commit(None, req, vec![(0, 5)]);
+        }
+    }
+
+    /// A clean broker restart: every appended record is on disk (commits
+    /// not yet acknowledged become visible without an answer), every
+    /// connection drops, and a new coordinator replays the log. A Stable
+    /// group must come back as it was; any other comes back Empty.
+    fn restart(&mut self) {
+        let before = self.group().map(|g| {
+            let members: BTreeMap<String, Bytes> = g
+                .members()
+                .map(|m| (m.id.clone(), m.assignment.clone()))
+                .collect();
+            (g.state, g.generation_id, members)
+        });
+        for (token, _) in std::mem::take(&mut self.disk) {
+            let reply = self.persist_reply.remove(&token).expect("a commit");
+            for (p, offset) in self.commits.remove(&reply).unwrap_or_default() {
+                self.committed.insert(p, offset);
+            }
+        }
+        self.inflight.clear();
+        self.commits.clear();
+        self.core = Coordinator::new(self.rng.next());
+        for r in &self.log {
+            if let Err(e) = self.core.load(self.now, &r.key, r.value.as_deref()) {
+                self.fail(&format!("replay: {e}"));
+            }
+        }
+        let after = self.group().map(|g| {
+            let members: BTreeMap<String, Bytes> = g
+                .members()
+                .map(|m| (m.id.clone(), m.assignment.clone()))
+                .collect();
+            (g.state, g.generation_id, members)
+        });
+        // The generation neither goes back nor repeats. A Stable group
+        // comes back as it was; a rebalancing one as of its last record:
+        // Empty, or Stable with the generation's last stored membership
+        // (Kafka loads it the same way; members that left since expire).
+        let ok = match (&before, &after) {
+            (None, None) => true,
+            // Nothing was stored yet.
+            (Some(b), None) => b.1 == 0 && b.0 != GroupState::Stable,
+            (Some(b), Some(a)) if b.0 == GroupState::Stable => b == a,
+            (Some(b), Some(a)) => {
+                b.1 == a.1
+                    && (a.0 == GroupState::Stable || (a.0 == GroupState::Empty && a.2.is_empty()))
+            }
+            _ => false,
+        };
+        if !ok {
+            self.fail(&format!("restart turned {before:?} into {after:?}"));
+        }
+        let group = self.core.group(GROUP);
+        for c in &mut self.clients {
+            c.waiting = None;
+            if matches!(c.phase, Phase::Joining | Phase::Syncing | Phase::MustSync) {
+                c.phase = Phase::Out;
+            }
+            // Ids of members a rebalancing group lost, and pending ids,
+            // are gone for good: those clients may see UNKNOWN_MEMBER_ID.
+            if !c.member_id.is_empty() && !group.is_some_and(|g| g.has_member(&c.member_id)) {
+                c.diligent = false;
+            }
         }
     }
 
@@ -753,6 +831,8 @@ fn run(seed: u64) {
         commits: HashMap::new(),
         highest_generation: 0,
         trace: std::env::var_os("RINGTAIL_GROUP_SIM_TRACE").is_some(),
+        log: Vec::new(),
+        persist_reply: HashMap::new(),
     };
     for _ in 0..STEPS {
         sim.step();
