@@ -934,38 +934,12 @@ impl Inner {
     async fn rebuild_indexes(&self, base: i64) -> Result<(), LogError> {
         let (file, size) = self.with_segment(base, |seg| (seg.file(), seg.size))?;
         let file = file?;
-        let mut rebuilt = Segment::new_lazy(self.dir.clone(), base, size, 0);
-        rebuilt.offsets = Some(Default::default());
-        rebuilt.times = Some(Default::default());
         let interval = self.config().index_interval_bytes;
-        let end = scan(
-            &file.file,
-            0,
-            size,
-            segment::SCAN_CHUNK_BYTES,
-            false,
-            |h, pos| {
-                rebuilt.index_batch(h, pos, interval);
-                true
-            },
-        )
-        .await
-        .map_err(|e| LogError::io(&file.path, e))?;
-        if let ScanEnd::Invalid { position, error } = end {
-            return Err(LogError::Corrupt {
-                path: file.path.clone(),
-                position,
-                error,
-            });
-        }
+        let rebuilt = segment::scan_indexes(self.dir.clone(), base, &file, size, interval).await?;
         let mut s = self.state.borrow_mut();
         s.stats.indexes_rebuilt += 1;
         if let Some(seg) = s.segments.get_mut(&base) {
-            seg.offsets = rebuilt.offsets;
-            seg.times = rebuilt.times;
-            seg.max_timestamp = rebuilt.max_timestamp;
-            seg.bytes_since_entry = rebuilt.bytes_since_entry;
-            seg.index_dirty = true;
+            seg.adopt_indexes(rebuilt);
         }
         Ok(())
     }

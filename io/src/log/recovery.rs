@@ -135,30 +135,15 @@ pub(crate) async fn open_dir(
 /// Rebuilds a segment's indexes by reading its batch headers.
 async fn rebuild(seg: &mut Segment, config: &LogConfig) -> Result<(), LogError> {
     let file = seg.file()?;
-    seg.offsets = Some(Default::default());
-    seg.times = Some(Default::default());
-    seg.bytes_since_entry = 0;
-    let interval = config.index_interval_bytes;
-    let end = scan(
-        &file.file,
-        0,
+    let rebuilt = segment::scan_indexes(
+        seg.dir.clone(),
+        seg.base,
+        &file,
         seg.size,
-        SCAN_CHUNK_BYTES,
-        false,
-        |h, pos| {
-            seg.index_batch(h, pos, interval);
-            true
-        },
+        config.index_interval_bytes,
     )
-    .await
-    .map_err(|e| LogError::io(&file.path, e))?;
-    if let ScanEnd::Invalid { position, error } = end {
-        return Err(LogError::Corrupt {
-            path: file.path.clone(),
-            position,
-            error,
-        });
-    }
+    .await?;
+    seg.adopt_indexes(rebuilt);
     seg.write_indexes().await
 }
 

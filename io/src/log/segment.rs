@@ -201,11 +201,48 @@ impl Segment {
         Ok(())
     }
 
+    /// Takes the indexes (and what goes with them) of a rebuilt copy.
+    pub fn adopt_indexes(&mut self, rebuilt: Segment) {
+        self.offsets = rebuilt.offsets;
+        self.times = rebuilt.times;
+        self.max_timestamp = rebuilt.max_timestamp;
+        self.bytes_since_entry = rebuilt.bytes_since_entry;
+        self.index_dirty = true;
+    }
+
     pub fn heap_bytes(&self) -> usize {
         std::mem::size_of::<Segment>()
             + self.offsets.as_ref().map_or(0, OffsetIndex::heap_bytes)
             + self.times.as_ref().map_or(0, TimeIndex::heap_bytes)
     }
+}
+
+/// Builds a segment's indexes from its batch headers (after a crash, or
+/// when the index files are missing or fail their check).
+pub(crate) async fn scan_indexes(
+    dir: Rc<PathBuf>,
+    base: i64,
+    file: &SegmentFile,
+    size: u64,
+    interval_bytes: u64,
+) -> Result<Segment, LogError> {
+    let mut rebuilt = Segment::new_lazy(dir, base, size, 0);
+    rebuilt.offsets = Some(OffsetIndex::default());
+    rebuilt.times = Some(TimeIndex::default());
+    let end = scan(&file.file, 0, size, SCAN_CHUNK_BYTES, false, |h, pos| {
+        rebuilt.index_batch(h, pos, interval_bytes);
+        true
+    })
+    .await
+    .map_err(|e| LogError::io(&file.path, e))?;
+    if let ScanEnd::Invalid { position, error } = end {
+        return Err(LogError::Corrupt {
+            path: file.path.clone(),
+            position,
+            error,
+        });
+    }
+    Ok(rebuilt)
 }
 
 /// Writes each file through a synced temp file and a rename, so a crash
