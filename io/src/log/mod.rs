@@ -749,6 +749,7 @@ impl Log {
         };
         for (base, size) in segments {
             let file = self.inner.with_segment(base, |seg| seg.file())??;
+            file.advise_sequential();
             let end = scan(
                 &file.file,
                 0,

@@ -162,6 +162,7 @@ async fn recover_from(
     for (i, &base) in bases.iter().enumerate() {
         let seg = segments.get_mut(&base).expect("listed");
         let file = seg.file()?;
+        file.advise_sequential();
         seg.offsets = Some(Default::default());
         seg.times = Some(Default::default());
         seg.max_timestamp = None;

@@ -51,6 +51,14 @@ impl SegmentFile {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Tells the kernel a whole-file scan follows (recovery, verification),
+    /// which widens its readahead. Advice only: errors do not matter.
+    pub(crate) fn advise_sequential(&self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: fadvise on our own open descriptor.
+        unsafe { libc::posix_fadvise(self.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL) };
+    }
 }
 
 pub(crate) struct Segment {
