@@ -75,6 +75,8 @@ struct Client {
     /// Fills `{prefix}-edge` too (tombstone, empty and binary keys and
     /// values, a 512 KiB value, explicit partitions and timestamps).
     edge: bool,
+    /// Extra environment for the script.
+    env: Vec<(&'static str, &'static str)>,
 }
 
 impl Client {
@@ -84,6 +86,7 @@ impl Client {
             program: python(),
             script: "confluent_client.py",
             edge: true,
+            env: Vec::new(),
             probe: vec!["-c".into(), "import confluent_kafka".into()],
         }
     }
@@ -94,6 +97,7 @@ impl Client {
             program: python(),
             script: "kafka_python_client.py",
             edge: true,
+            env: Vec::new(),
             probe: vec![
                 "-c".into(),
                 "import kafka, lz4, snappy, zstandard; assert kafka.__version__ >= '3'".into(),
@@ -107,6 +111,7 @@ impl Client {
             program: PathBuf::from("node"),
             script: "kafkajs.js",
             edge: true,
+            env: Vec::new(),
             probe: vec![
                 "-e".into(),
                 "for (const m of ['kafkajs', 'kafkajs-snappy', 'lz4js', '@bokuweb/zstd-wasm']) require(m)"
@@ -121,6 +126,7 @@ impl Client {
             program: PathBuf::from("bash"),
             script: "kcat.sh",
             edge: false,
+            env: Vec::new(),
             probe: vec!["-c".into(), "kcat -V".into()],
         }
     }
@@ -163,7 +169,8 @@ impl Client {
             .arg(broker.bootstrap())
             .args(args)
             .current_dir(clients_dir())
-            .env("KAFKAJS_NO_PARTITIONER_WARNING", "1");
+            .env("KAFKAJS_NO_PARTITIONER_WARNING", "1")
+            .envs(self.env.iter().copied());
         run_with_timeout(&mut command, CLIENT_TIMEOUT, scratch)
     }
 
@@ -266,15 +273,15 @@ enum Restart {
     Kill,
 }
 
-/// The whole scenario for one client.
-fn exercise(client: Client, prefix: &str, restart: Restart) {
+/// The whole scenario for one client; `overrides` are extra broker
+/// settings. Returns the stopped broker, whose data stays until it drops.
+fn exercise(client: Client, prefix: &str, restart: Restart, overrides: &[&str]) -> Broker {
     client.require_installed();
     let scratch = temp_dir(&format!("{prefix}-scratch"));
-    let mut broker = Broker::start(
-        prefix,
-        // kcat can only create topics through auto-creation.
-        &["num.partitions=3", "auto.create.topics.enable=true"],
-    );
+    // kcat can only create topics through auto-creation.
+    let mut settings = vec!["num.partitions=3", "auto.create.topics.enable=true"];
+    settings.extend_from_slice(overrides);
+    let mut broker = Broker::start(prefix, &settings);
     let first = client.run(&broker, prefix, "produce", &scratch);
     eprint!("{}", first);
     for (name, codec) in CODECS {
@@ -307,6 +314,7 @@ fn exercise(client: Client, prefix: &str, restart: Restart) {
         }
     }
     let _ = std::fs::remove_dir_all(scratch);
+    broker
 }
 
 /// Every client reads the topics each other client produced: codec
@@ -325,7 +333,9 @@ fn clients_read_each_others_data() {
         client.require_installed();
     }
     let scratch = temp_dir("cross-scratch");
-    let mut broker = Broker::start("cross", &["num.partitions=3"]);
+    // Fetches copy through user space here; the other tests use the
+    // default zero-copy path.
+    let mut broker = Broker::start("cross", &["num.partitions=3", "fetch.zero.copy=false"]);
     for (client, prefix) in &clients {
         client.run(&broker, prefix, "produce", &scratch);
     }
@@ -383,17 +393,17 @@ fn list_offsets_by_timestamp() {
 
 #[test]
 fn confluent_kafka_python() {
-    exercise(Client::confluent(), "confluent", Restart::Clean);
+    exercise(Client::confluent(), "confluent", Restart::Clean, &[]);
 }
 
 #[test]
 fn kafka_python() {
-    exercise(Client::kafka_python(), "kafkapython", Restart::Clean);
+    exercise(Client::kafka_python(), "kafkapython", Restart::Clean, &[]);
 }
 
 #[test]
 fn kafkajs() {
-    exercise(Client::kafkajs(), "kafkajs", Restart::Clean);
+    exercise(Client::kafkajs(), "kafkajs", Restart::Clean, &[]);
 }
 
 /// The same with SIGKILL instead of SIGTERM: everything the clients read
@@ -401,10 +411,46 @@ fn kafkajs() {
 /// the recovery.
 #[test]
 fn confluent_kafka_python_after_sigkill() {
-    exercise(Client::confluent(), "confluent-kill", Restart::Kill);
+    exercise(Client::confluent(), "confluent-kill", Restart::Kill, &[]);
 }
 
 #[test]
 fn kcat() {
-    exercise(Client::kcat(), "kcat", Restart::Clean);
+    exercise(Client::kcat(), "kcat", Restart::Clean, &[]);
+}
+
+/// kcat's scenario with 4 KiB segments and at most 2 KiB batches: the
+/// uncompressed topic's partitions (~15 KB each) spread over several
+/// segments, so fetches, the restart's reopening and `log verify` cross
+/// segment boundaries. (A batch
+/// larger than a segment is refused with RECORD_LIST_TOO_LARGE, as in
+/// Kafka.)
+#[test]
+fn kcat_with_small_segments() {
+    let client = Client {
+        env: vec![("KCAT_PRODUCER_OPTS", "-X batch.size=2048")],
+        ..Client::kcat()
+    };
+    let broker = exercise(
+        client,
+        "kcat-segments",
+        Restart::Clean,
+        &["log.segment.bytes=4096"],
+    );
+    for (codec, _) in CODECS {
+        for p in 0..PARTITIONS {
+            let dir = broker.partition_dir(&format!("kcat-segments-{codec}"), p);
+            let segments = std::fs::read_dir(&dir)
+                .expect("partition dir")
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+                })
+                .count();
+            if codec == "none" {
+                assert!(segments >= 3, "{}: {segments} segments", dir.display());
+            }
+            eprintln!("{}: {segments} segments", dir.display());
+        }
+    }
 }

@@ -49,6 +49,9 @@ unkeyed_lines() { # codec: value lines in production order
 produce() { # codec
   local topic="$prefix-$1"
   local opts=(-b "$bootstrap" -t "$topic" -z "$1" -X linger.ms=20 -X "acks=${acks[$1]:-all}" -q)
+  # Extra producer settings from the test driver, e.g. "-X batch.size=2048".
+  read -r -a extra <<<"${KCAT_PRODUCER_OPTS:-}"
+  opts+=("${extra[@]}")
   # One producer for both, so production order is the line order even with
   # acks=0; a line without the key delimiter gets a null key.
   { keyed_lines "$1"; unkeyed_lines "$1"; } | kcat -P "${opts[@]}" -K $'\t' ||
