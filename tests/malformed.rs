@@ -30,8 +30,9 @@ use ringtail_protocol::messages::kafka_protocol::messages::produce_request::{
 };
 use ringtail_protocol::messages::kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse,
-    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    FetchRequest, FetchResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    ProducerId, TopicName,
 };
 use ringtail_protocol::messages::kafka_protocol::protocol::{
     Decodable, Encodable, Message, Request, StrBytes,
@@ -583,6 +584,76 @@ fn acks_0_produce_with_a_bad_batch_closes_the_connection() {
     conn.assert_closed("an acks=0 produce with a bad CRC");
     fixture.assert_intact(&mut other, "an acks=0 produce with a bad CRC");
     fixture.finish("an acks=0 produce with a bad CRC");
+}
+
+/// An idempotent producer (kafka-python 3 and the Java client enable it by
+/// default) retries a batch whose answer it missed with the same producer
+/// id, epoch and sequence. Kafka keeps the last five batches' sequences
+/// per producer: a retry is answered with the first append's offset and
+/// not stored again; a sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER (45).
+#[test]
+fn idempotent_retry_is_not_appended_twice() {
+    let fixture = Fixture::start("idempotent", &[]);
+    let mut conn = Conn::open(&fixture.broker);
+    conn.create_topic("side");
+    let init: InitProducerIdResponse = conn.call(
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
+    assert_eq!(init.error_code, 0, "{init:?}");
+    let (id, epoch) = (
+        ringtail_protocol::ProducerId(init.producer_id.0),
+        ringtail_protocol::ProducerEpoch(init.producer_epoch),
+    );
+    let idempotent = |sequence: i32, n: usize| {
+        let mut b = BatchBuilder::new().producer(id, epoch, ringtail_protocol::Sequence(sequence));
+        for i in 0..n {
+            let value = format!("seq {sequence} #{i}");
+            b.append(1_700_000_000_000, None, Some(value.as_bytes()), &[]);
+        }
+        b.build()
+    };
+    let first = idempotent(0, 3);
+    let response = conn.produce(-1, "side", first.clone());
+    assert_eq!(produce_result(&response), (0, 0), "first append");
+    let response = conn.produce(-1, "side", first);
+    assert_eq!(
+        produce_result(&response),
+        (0, 0),
+        "a retry of the same batch: Kafka answers the first append's offset"
+    );
+    let response = conn.produce(-1, "side", idempotent(3, 2));
+    assert_eq!(
+        produce_result(&response),
+        (0, 3),
+        "the next batch in sequence"
+    );
+    let response = conn.produce(-1, "side", idempotent(10, 1));
+    assert_eq!(
+        produce_result(&response).0,
+        ErrorCode::OutOfOrderSequenceNumber.code(),
+        "a sequence gap"
+    );
+    let side: ListOffsetsResponse = conn.call(
+        7,
+        &ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("side")))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-1)])]),
+    );
+    assert_eq!(
+        side.topics[0].partitions[0].offset, 5,
+        "records stored in side-0"
+    );
+    fixture.assert_intact(&mut conn, "idempotent retries");
+    fixture.finish("idempotent retries");
 }
 
 #[test]
