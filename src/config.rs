@@ -87,6 +87,65 @@ pub struct BrokerConfig {
     /// `fetch.zero.copy`: splice record bytes from the page cache (default)
     /// or copy them through memory (for comparison benchmarks).
     pub fetch_zero_copy: bool,
+    /// `coordinator.voters`: the ZAB ensemble, `id@host:port` per voter
+    /// (zoo.cfg's `server.N=host:port`). Empty: this broker alone.
+    pub coordinator_voters: Vec<Voter>,
+    /// `coordinator.data.dir` (default `<log.dirs[0]>/__coordinator`).
+    pub coordinator_data_dir: Option<PathBuf>,
+    /// `coordinator.client.port`: the tools' port (ZooKeeper's
+    /// `clientPort`). Unset: 2181 when free, else none, with a warning.
+    pub coordinator_client_port: Option<u16>,
+}
+
+/// One voter of the coordinator ensemble.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    pub id: u64,
+    pub host: String,
+    /// The peer port other voters connect to.
+    pub port: u16,
+}
+
+/// Parses `id@host:port[:port],...`; a second port (zoo.cfg's election
+/// port) is accepted and ignored: one port carries every peer message.
+fn voters(key: &str, value: &str) -> Result<Vec<Voter>, ConfigError> {
+    let mut out: Vec<Voter> = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = item
+            .split_once('@')
+            .ok_or_else(|| invalid(key, value, format!("{item:?}: expected id@host:port")))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| invalid(key, value, format!("{item:?}: id {id:?} is not a number")))?;
+        let mut parts = addr.split(':');
+        let host = parts.next().unwrap_or_default().to_string();
+        let port = parts
+            .next()
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p != 0)
+            .ok_or_else(|| invalid(key, value, format!("{item:?}: missing or bad port")))?;
+        if let Some(extra) = parts.next() {
+            extra
+                .parse::<u16>()
+                .map_err(|_| invalid(key, value, format!("{item:?}: bad second port")))?;
+        }
+        if parts.next().is_some() || host.is_empty() {
+            return Err(invalid(
+                key,
+                value,
+                format!("{item:?}: expected id@host:port"),
+            ));
+        }
+        if out.iter().any(|v| v.id == id) {
+            return Err(invalid(key, value, format!("voter id {id} appears twice")));
+        }
+        out.push(Voter { id, host, port });
+    }
+    if out.is_empty() {
+        return Err(invalid(key, value, "no voter given"));
+    }
+    Ok(out)
 }
 
 impl Default for BrokerConfig {
@@ -119,6 +178,9 @@ impl Default for BrokerConfig {
             delete_topic_enable: true,
             cluster_id: None,
             fetch_zero_copy: true,
+            coordinator_voters: Vec::new(),
+            coordinator_data_dir: None,
+            coordinator_client_port: None,
         }
     }
 }
@@ -346,6 +408,14 @@ impl BrokerConfig {
                 "shard.count" => c.shard_count = at_least(k, v, 1)?,
                 "cluster.id" => c.cluster_id = Some(v.to_string()),
                 "fetch.zero.copy" => c.fetch_zero_copy = boolean(k, v)?,
+                "coordinator.voters" => c.coordinator_voters = voters(k, v)?,
+                "coordinator.data.dir" => {
+                    if v.is_empty() {
+                        return Err(invalid(k, v, "no directory given"));
+                    }
+                    c.coordinator_data_dir = Some(PathBuf::from(v));
+                }
+                "coordinator.client.port" => c.coordinator_client_port = Some(at_least(k, v, 1)?),
                 _ if IGNORED.contains(&k) => notes.ignored.push(k.to_string()),
                 _ => notes.unknown.push(k.to_string()),
             }
@@ -355,6 +425,23 @@ impl BrokerConfig {
         }
         if let Some((_, ms)) = roll.into_iter().next() {
             c.log_roll_ms = ms;
+        }
+        if !c.coordinator_voters.is_empty()
+            && !c
+                .coordinator_voters
+                .iter()
+                .any(|v| v.id == c.broker_id as u64)
+        {
+            let listed: Vec<String> = c
+                .coordinator_voters
+                .iter()
+                .map(|v| v.id.to_string())
+                .collect();
+            return Err(invalid(
+                "coordinator.voters",
+                &listed.join(","),
+                format!("broker.id {} is not a voter", c.broker_id),
+            ));
         }
         if !advertised_set {
             c.advertised_listeners = c.listeners.clone();
@@ -380,6 +467,13 @@ impl BrokerConfig {
             index_interval_bytes: self.log_index_interval_bytes,
             ..ringtail_io::log::LogConfig::default()
         }
+    }
+
+    /// The coordinator's WAL directory.
+    pub fn coordinator_dir(&self) -> PathBuf {
+        self.coordinator_data_dir
+            .clone()
+            .unwrap_or_else(|| self.log_dirs[0].join("__coordinator"))
     }
 
     /// The first advertised listener: what clients are told to connect to.
@@ -448,6 +542,71 @@ mod tests {
         assert_eq!(notes, Notes::default());
         assert_eq!(c.num_partitions, 3);
         assert_eq!(c.log_dirs, vec![PathBuf::from("/var/lib/ringtail")]);
+    }
+
+    #[test]
+    fn coordinator_keys() {
+        let (c, notes) = load("").expect("load");
+        assert!(
+            c.coordinator_voters.is_empty(),
+            "default: this broker alone"
+        );
+        assert_eq!(
+            c.coordinator_dir(),
+            PathBuf::from("ringtail-data/__coordinator")
+        );
+        assert_eq!(c.coordinator_client_port, None);
+        assert_eq!(notes, Notes::default());
+        let (c, notes) = load(
+            "broker.id=2\ncoordinator.voters=1@127.0.0.1:2881, 2@127.0.0.1:2882:3882,3@10.0.0.3:2883\n\
+             coordinator.data.dir=/var/lib/coord\ncoordinator.client.port=2181\n",
+        )
+        .expect("load");
+        assert_eq!(notes, Notes::default());
+        assert_eq!(
+            c.coordinator_voters,
+            vec![
+                Voter {
+                    id: 1,
+                    host: "127.0.0.1".into(),
+                    port: 2881
+                },
+                Voter {
+                    id: 2,
+                    host: "127.0.0.1".into(),
+                    port: 2882
+                },
+                Voter {
+                    id: 3,
+                    host: "10.0.0.3".into(),
+                    port: 2883
+                },
+            ]
+        );
+        assert_eq!(c.coordinator_dir(), PathBuf::from("/var/lib/coord"));
+        assert_eq!(c.coordinator_client_port, Some(2181));
+    }
+
+    #[test]
+    fn bad_coordinator_values_name_the_key() {
+        let cases = [
+            ("coordinator.voters=", "coordinator.voters"),
+            ("coordinator.voters=127.0.0.1:2881", "coordinator.voters"),
+            ("coordinator.voters=x@127.0.0.1:2881", "coordinator.voters"),
+            ("coordinator.voters=0@127.0.0.1", "coordinator.voters"),
+            ("coordinator.voters=0@127.0.0.1:99999", "coordinator.voters"),
+            ("coordinator.voters=0@h:1,0@h:2", "coordinator.voters"),
+            ("coordinator.voters=1@127.0.0.1:2881", "coordinator.voters"),
+            ("coordinator.client.port=0", "coordinator.client.port"),
+            ("coordinator.client.port=http", "coordinator.client.port"),
+            ("coordinator.data.dir=", "coordinator.data.dir"),
+        ];
+        for (text, key) in cases {
+            match load(text) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: expected an error naming {key}, got {other:?}"),
+            }
+        }
     }
 
     #[test]
