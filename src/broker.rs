@@ -124,12 +124,14 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     );
     let metadata = Metadata::open(&config.log_dirs[0].join("__cluster_metadata"))
         .map_err(|e| e.to_string())?;
+    let cluster_id = cluster_id.expect("at least one log dir");
+    let coordinator = crate::coordinator::start(&config, &cluster_id)?;
     crate::server::handlers::fetch::set_zero_copy(config.fetch_zero_copy);
     let shards = config.shard_count;
     let shared = Arc::new(Shared {
         metadata,
         mesh: Arc::new(Mesh::new(shards)),
-        cluster_id: cluster_id.expect("at least one log dir"),
+        cluster_id,
         stopping: AtomicBool::new(false),
         config,
     });
@@ -175,6 +177,7 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
             Err(_) => failure = Some("a shard thread panicked".into()),
         }
     }
+    coordinator.shutdown();
     match failure {
         None => {
             eprintln!("shutdown complete");

@@ -14,12 +14,15 @@
 //! - [`metadata`]: the topic table (names, ids, partition counts, configs).
 //! - [`producer_ids`]: producer ids for InitProducerId, persisted in blocks.
 //! - [`broker`]: start-up, signals and clean shutdown.
+//! - [`coordinator`]: the embedded ZAB peer's driver (WAL, peer links,
+//!   the tools' port), the broker's registration, the coordinator shell.
 //! - [`admin`]: the CLI's client side (topics, console producer and
 //!   consumer) and a small blocking client.
 
 pub mod admin;
 pub mod broker;
 pub mod config;
+pub mod coordinator;
 pub mod group;
 pub mod metadata;
 pub mod partition;

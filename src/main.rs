@@ -10,6 +10,8 @@
 //!   non-zero naming the first corrupt file and position.
 //! - `topics`, `console-producer`, `console-consumer`: Kafka's admin and
 //!   console scripts with their flags (`ringtail::admin`).
+//! - `coordinator --server H:P ls|get|stat|create|delete PATH`: zkCli.sh
+//!   over the embedded coordinator's tree.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -55,6 +57,8 @@ enum Command {
     ConsoleProducer(admin::producer::ProducerArgs),
     /// Print a topic's records (kafka-console-consumer.sh, no groups yet).
     ConsoleConsumer(admin::consumer::ConsumerArgs),
+    /// Browse the coordinator's tree (zkCli.sh: ls, get, stat, create, delete).
+    Coordinator(ringtail::coordinator::client::ShellArgs),
 }
 
 #[derive(Subcommand)]
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Command::Topics(args) => Ok(admin::topics::run(&args)),
         Command::ConsoleProducer(args) => Ok(admin::producer::run(&args)),
         Command::ConsoleConsumer(args) => Ok(admin::consumer::run(&args)),
+        Command::Coordinator(args) => Ok(ringtail::coordinator::client::run(&args)),
     };
     match result {
         Ok(code) => code,

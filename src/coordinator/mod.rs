@@ -1,0 +1,449 @@
+//! The embedded coordinator: one ZAB peer per broker, driven on its own
+//! thread (control plane, not a shard) by an io_uring runtime.
+//!
+//! # Layout
+//!
+//! - [`wal`]: the append-only log of the core's `Persist` records, crash
+//!   recovery (torn tail cut off) and the boot counter.
+//! - [`driver`]: the event loop: ticks, group-committed WAL writes,
+//!   links to the other voters, the tools' port.
+//! - [`protocol`]: the tools' request/response frames.
+//! - [`client`]: a blocking client of that protocol and the
+//!   `ringtail coordinator` shell (zkCli's `ls`, `get`, `stat`, ...).
+//!
+//! [`start`] also opens this broker's session and keeps
+//! `/brokers/ids/<broker.id>` (ephemeral) and `/cluster/id` in the tree,
+//! as a Kafka broker does in ZooKeeper; [`Coordinator::shutdown`] closes
+//! the session so the broker's node goes at once.
+
+pub mod client;
+pub mod driver;
+pub mod protocol;
+pub mod wal;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ringtail_coordinator::clients::{ClientOp, Response};
+use ringtail_coordinator::ids::{NodeId, SessionId, Zxid};
+use ringtail_coordinator::kafka;
+use ringtail_coordinator::peer::{Config, Peer};
+use ringtail_coordinator::txn::{CreateMode, ErrorCode, OpResult, WriteOp};
+use ringtail_io::rt::net::TcpListener;
+use ringtail_io::rt::time::{sleep, timeout};
+
+use crate::config::BrokerConfig;
+use driver::Node;
+
+/// The real-time length of one core tick.
+pub const TICK_MS: u64 = 50;
+/// ZooKeeper's default `clientPort`, used when `coordinator.client.port`
+/// is unset and the port is free.
+pub const CLIENT_PORT_DEFAULT: u16 = 2181;
+/// The broker session's timeout; the core clamps it to 2..20 ticks.
+const SESSION_TIMEOUT_MS: u32 = 1000;
+
+/// A running coordinator thread.
+pub struct Coordinator {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The tools' address, when listening.
+    pub client_addr: Option<SocketAddr>,
+}
+
+impl Coordinator {
+    /// Closes the broker's session (its ephemeral node goes) and stops the
+    /// thread. Waits at most a few seconds for a quorum.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What the broker registers in the tree.
+#[derive(Clone, Debug)]
+struct Registration {
+    broker_id: u32,
+    broker_json: String,
+    cluster_id: String,
+}
+
+fn resolve(host: &str, port: u16, key: &str) -> Result<SocketAddr, String> {
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("{key}: cannot resolve {host}:{port}"))
+}
+
+/// Kafka's `/brokers/ids/N` JSON (version 5).
+fn broker_json(config: &BrokerConfig) -> String {
+    let endpoints: Vec<String> = config
+        .advertised_listeners
+        .iter()
+        .map(|l| format!("\"{}://{}:{}\"", l.name, l.host, l.port))
+        .collect();
+    let protocols: Vec<String> = config
+        .advertised_listeners
+        .iter()
+        .map(|l| format!("\"{}\":\"PLAINTEXT\"", l.name))
+        .collect();
+    let a = config.advertised();
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!(
+        "{{\"listener_security_protocol_map\":{{{}}},\"endpoints\":[{}],\"jmx_port\":-1,\"features\":{{}},\"host\":\"{}\",\"timestamp\":\"{now_ms}\",\"port\":{},\"version\":5}}",
+        protocols.join(","),
+        endpoints.join(","),
+        a.host,
+        a.port
+    )
+}
+
+fn peer_config(config: &BrokerConfig, me: NodeId, voters: Vec<NodeId>, incarnation: u64) -> Config {
+    Config {
+        id: me,
+        voters,
+        observers: Vec::new(),
+        incarnation,
+        tick_ms: TICK_MS,
+        // 2 s to get through discovery and sync, 500 ms of silence
+        // before giving up on a leader or learner.
+        init_limit_ticks: 40,
+        sync_limit_ticks: 10,
+        // Different resend periods per voter break symmetric rounds.
+        election_resend_ticks: 2 + (me.0 + incarnation) % 4,
+        snapshot_every_txns: 10_000,
+        log_keep_txns: 500,
+        zxid_counter_max: u32::MAX,
+        data_bytes_max: config.message_max_bytes.min(1 << 20),
+        client_requests_max: 1024,
+        bug_ack_newleader_before_txns: false,
+    }
+}
+
+/// Binds the tools' port: the configured one (an error if taken) or
+/// ZooKeeper's default when free.
+fn bind_client(config: &BrokerConfig, host: &str) -> Result<Option<std::net::TcpListener>, String> {
+    match config.coordinator_client_port {
+        Some(port) => {
+            let addr = resolve(host, port, "coordinator.client.port")?;
+            std::net::TcpListener::bind(addr)
+                .map(Some)
+                .map_err(|e| format!("coordinator.client.port: cannot listen on {addr}: {e}"))
+        }
+        None => {
+            let addr = resolve(host, CLIENT_PORT_DEFAULT, "coordinator.client.port")?;
+            match std::net::TcpListener::bind(addr) {
+                Ok(l) => Ok(Some(l)),
+                Err(e) => {
+                    eprintln!(
+                        "warning: coordinator.client.port unset and {addr} is taken ({e}): no tools port"
+                    );
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
+/// Starts the coordinator thread: recovers the WAL, binds the peer and
+/// tools ports (errors name the key), then runs until
+/// [`Coordinator::shutdown`]. Does not wait for an election.
+pub fn start(config: &BrokerConfig, cluster_id: &str) -> Result<Coordinator, String> {
+    let me = NodeId(config.broker_id as u64);
+    let voters = &config.coordinator_voters;
+    let mut others = Vec::new();
+    let mut peer_addr = None;
+    for v in voters {
+        let addr = resolve(&v.host, v.port, "coordinator.voters")?;
+        if v.id == me.0 {
+            peer_addr = Some(addr);
+        } else {
+            others.push((NodeId(v.id), addr));
+        }
+    }
+    let voter_ids: Vec<NodeId> = if voters.is_empty() {
+        vec![me]
+    } else {
+        voters.iter().map(|v| NodeId(v.id)).collect()
+    };
+    let peer_listener = match peer_addr {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("coordinator.voters: cannot listen on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let client_host =
+        peer_addr.map_or_else(|| config.listeners[0].host.clone(), |a| a.ip().to_string());
+    let client_listener = bind_client(
+        config,
+        if client_host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &client_host
+        },
+    )?;
+    let client_addr = client_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let dir = config.coordinator_dir();
+    let recovered = wal::recover(&dir)?;
+    if recovered.truncated_bytes > 0 {
+        eprintln!(
+            "coordinator: cut a torn tail of {} bytes off {}",
+            recovered.truncated_bytes,
+            wal::wal_path(&dir).display()
+        );
+    }
+    let cfg = peer_config(config, me, voter_ids, recovered.incarnation);
+    let peer = Peer::restore(cfg, recovered.state)
+        .map_err(|e| format!("coordinator.data.dir {}: {e}", dir.display()))?;
+    let registration = Registration {
+        broker_id: config.broker_id as u32,
+        broker_json: broker_json(config),
+        cluster_id: cluster_id.to_string(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread_stop = stop.clone();
+    let wal_len = recovered.wal_len;
+    // Listeners move to the thread as std sockets and are re-bound there
+    // on the ring (same address, the std socket is closed first).
+    let peer_addr_bound = peer_listener.as_ref().and_then(|l| l.local_addr().ok());
+    drop(peer_listener);
+    drop(client_listener);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let thread = std::thread::Builder::new()
+        .name("coordinator".into())
+        .spawn(move || {
+            ringtail_io::rt::block_on(async move {
+                let wal = match wal::Wal::open(&dir, wal_len) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let node = Node::new(peer, wal, &others);
+                let bind = |addr: Option<SocketAddr>, key: &str| match addr {
+                    None => Ok(None),
+                    Some(a) => TcpListener::bind_reuseport(a)
+                        .map(Some)
+                        .map_err(|e| format!("{key}: cannot listen on {a}: {e}")),
+                };
+                let listeners = bind(peer_addr_bound, "coordinator.voters")
+                    .and_then(|p| Ok((p, bind(client_addr, "coordinator.client.port")?)));
+                let (peer_l, client_l) = match listeners {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                run(node, others, peer_l, client_l, registration, thread_stop).await;
+            });
+        })
+        .map_err(|e| format!("cannot start the coordinator thread: {e}"))?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            return Err(e);
+        }
+        Err(_) => return Err("the coordinator thread died during start-up".into()),
+    }
+    Ok(Coordinator {
+        stop,
+        thread: Some(thread),
+        client_addr,
+    })
+}
+
+async fn run(
+    node: Rc<Node>,
+    others: Vec<(NodeId, SocketAddr)>,
+    peer_listener: Option<TcpListener>,
+    client_listener: Option<TcpListener>,
+    registration: Registration,
+    stop: Arc<AtomicBool>,
+) {
+    use ringtail_io::rt::spawn;
+    spawn(driver::ticker(node.clone(), Duration::from_millis(TICK_MS)));
+    spawn(driver::wal_writer(node.clone()));
+    for (id, _) in &others {
+        spawn(driver::sender(node.clone(), *id));
+    }
+    if let Some(l) = peer_listener {
+        spawn(driver::peer_acceptor(node.clone(), l));
+    }
+    if let Some(l) = client_listener {
+        spawn(driver::client_acceptor(node.clone(), l));
+    }
+    let session = Rc::new(std::cell::Cell::new(None));
+    spawn(register(
+        node.clone(),
+        registration,
+        session.clone(),
+        stop.clone(),
+    ));
+    while !stop.load(Ordering::SeqCst) {
+        sleep(Duration::from_millis(TICK_MS)).await;
+    }
+    if let Some(s) = session.get() {
+        let close = node.request(Some(s), ClientOp::Write(WriteOp::CloseSession), Zxid::ZERO);
+        match timeout(Duration::from_secs(3), close).await {
+            Ok((_, Response::Write { .. })) => {}
+            other => eprintln!("coordinator: could not close the broker session: {other:?}"),
+        }
+    }
+}
+
+async fn write(
+    node: &Node,
+    session: Option<SessionId>,
+    op: WriteOp,
+) -> Result<OpResult, ErrorCode> {
+    match node
+        .request(session, ClientOp::Write(op), Zxid::ZERO)
+        .await
+        .1
+    {
+        Response::Write {
+            result: OpResult::Error(code),
+            ..
+        } => Err(code),
+        Response::Write { result, .. } => Ok(result),
+        Response::Error(code) => Err(code),
+        _ => Err(ErrorCode::RuntimeInconsistency),
+    }
+}
+
+fn create(path: &str, data: &[u8], mode: CreateMode) -> WriteOp {
+    WriteOp::Create {
+        path: path.to_string(),
+        data: data.to_vec(),
+        mode,
+    }
+}
+
+/// Keeps this broker registered: a session, Kafka's persistent parents,
+/// `/cluster/id`, and the ephemeral `/brokers/ids/N`; pings the session
+/// and starts over when it or the node is gone (a session expired while
+/// the ensemble had no leader, say).
+async fn register(
+    node: Rc<Node>,
+    reg: Registration,
+    session: Rc<std::cell::Cell<Option<SessionId>>>,
+    stop: Arc<AtomicBool>,
+) {
+    let retry = Duration::from_millis(200);
+    let me = kafka::broker_id(reg.broker_id);
+    'outer: while !stop.load(Ordering::SeqCst) {
+        let s = match write(
+            &node,
+            None,
+            WriteOp::CreateSession {
+                timeout_ms: SESSION_TIMEOUT_MS,
+            },
+        )
+        .await
+        {
+            Ok(OpResult::SessionCreated { session, .. }) => session,
+            _ => {
+                sleep(retry).await;
+                continue;
+            }
+        };
+        session.set(Some(s));
+        for path in kafka::PERSISTENT_PATHS {
+            if let Err(code) =
+                write(&node, Some(s), create(path, b"", CreateMode::Persistent)).await
+            {
+                if code != ErrorCode::NodeExists {
+                    sleep(retry).await;
+                    continue 'outer;
+                }
+            }
+        }
+        let cluster = format!("{{\"version\":\"1\",\"id\":\"{}\"}}", reg.cluster_id);
+        match write(
+            &node,
+            Some(s),
+            create(
+                kafka::CLUSTER_ID,
+                cluster.as_bytes(),
+                CreateMode::Persistent,
+            ),
+        )
+        .await
+        {
+            Ok(_) | Err(ErrorCode::NodeExists) => {}
+            Err(_) => {
+                sleep(retry).await;
+                continue 'outer;
+            }
+        }
+        // An ephemeral left by this broker's previous session goes when
+        // that session expires; Kafka's broker waits for it the same way.
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            match write(
+                &node,
+                Some(s),
+                create(&me, reg.broker_json.as_bytes(), CreateMode::Ephemeral),
+            )
+            .await
+            {
+                Ok(_) => break,
+                Err(ErrorCode::NodeExists) if owner(&node, &me) == Some(s) => break,
+                Err(ErrorCode::SessionExpired) => continue 'outer,
+                Err(_) => sleep(retry).await,
+            }
+        }
+        eprintln!("coordinator: registered {me} (session 0x{:x})", s.0);
+        while !stop.load(Ordering::SeqCst) {
+            sleep(Duration::from_millis(u64::from(SESSION_TIMEOUT_MS) / 4)).await;
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let _ = node.request(Some(s), ClientOp::Ping, Zxid::ZERO).await;
+            let alive = node.with_peer(|p| p.tree().session(s).is_some());
+            let serving = matches!(
+                node.role(),
+                ringtail_coordinator::peer::RoleKind::Leading { established: true }
+                    | ringtail_coordinator::peer::RoleKind::Following { active: true }
+            );
+            if serving && (!alive || owner(&node, &me) != Some(s)) {
+                eprintln!(
+                    "coordinator: session 0x{:x} or {me} is gone; registering again",
+                    s.0
+                );
+                session.set(None);
+                continue 'outer;
+            }
+        }
+    }
+}
+
+fn owner(node: &Node, path: &str) -> Option<SessionId> {
+    node.with_peer(|p| p.tree().stat(path).and_then(|s| s.ephemeral_owner))
+}
