@@ -4,18 +4,22 @@
 //!
 //! - a leader is elected (`srvr` says `Mode: leader`) and `ls /brokers/ids`
 //!   shows `[0, 1, 2]`;
-//! - sequential creates go through the shell while the leader is killed
+//! - a writer thread keeps creating sequential nodes through the shells
+//!   of all three brokers while the leader is killed
 //!   with SIGKILL and restarted, `RINGTAIL_COORD_CYCLES` times (default 5;
 //!   `perf/soak-coordinator.sh` runs 50+); after each kill a new leader is
 //!   elected and a write succeeds (the time from the kill to that write
 //!   is the election time, printed as p50/p99);
 //! - at the end every acknowledged create is present on every peer and
-//!   `/brokers/ids` is `[0, 1, 2]` again.
+//!   `/brokers/ids` is `[0, 1, 2]` again; SIGTERM closes a broker's
+//!   session, so its node goes.
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ringtail");
@@ -219,16 +223,30 @@ fn three_brokers_elect_register_and_survive_leader_kills() {
     );
     assert!(shell(&brokers[leader].server(), &["create", "/load", ""]).is_some());
 
+    // A writer keeps creating through all three shells while leaders die;
+    // it records only the creates the shell acknowledged.
+    let servers: Vec<String> = brokers.iter().map(Broker::server).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer_acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let writer = {
+        let (stop, acked) = (stop.clone(), writer_acked.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                if let Some(name) = create_seq(&servers[i % 3]) {
+                    acked.lock().expect("lock").insert(name);
+                } else {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                i += 1;
+            }
+        })
+    };
     let mut acked = BTreeSet::new();
     let mut elections = Vec::new();
     for cycle in 0..cycles {
         let leader = wait_leader(&brokers, Duration::from_secs(30));
-        for i in 0..9 {
-            let b = &brokers[i % 3];
-            if let Some(name) = create_seq(&b.server()) {
-                acked.insert(name);
-            }
-        }
+        std::thread::sleep(Duration::from_millis(200));
         brokers[leader].kill9();
         let killed_at = Instant::now();
         let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
@@ -252,6 +270,10 @@ fn three_brokers_elect_register_and_survive_leader_kills() {
         brokers[leader].start(&voters);
         wait_serving(&brokers[leader], Duration::from_secs(30));
     }
+
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("writer");
+    acked.extend(writer_acked.lock().expect("lock").iter().cloned());
 
     // Every acknowledged create is on every peer, and every broker is
     // registered again once the killed sessions expired.
@@ -278,6 +300,22 @@ fn three_brokers_elect_register_and_survive_leader_kills() {
             Duration::from_secs(30),
         );
     }
+    // A clean shutdown closes the broker's session: its node goes and the
+    // others keep serving.
+    let child = brokers[2].child.take().expect("running");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success(), "broker 2 exit {:?}", output.status);
+    let two: BTreeSet<String> = ["0", "1"].iter().map(|s| s.to_string()).collect();
+    wait_children(
+        &brokers[0].server(),
+        "/brokers/ids",
+        &two,
+        Duration::from_secs(10),
+    );
+    let log = std::fs::read_to_string(brokers[2].dir.join("stderr.log")).unwrap_or_default();
+    assert!(!log.contains("could not close"), "{log}");
     elections.sort();
     if !elections.is_empty() {
         eprintln!(
