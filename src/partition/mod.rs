@@ -5,6 +5,8 @@
 //! reach it with jobs through the mesh. On a single replica the high
 //! watermark is the written log end (the ISR is the leader alone).
 
+pub mod producers;
+
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +27,8 @@ pub struct Partition {
     /// Fetches parked until data arrives (their wakers may belong to other
     /// shards; waking is thread-safe).
     waiters: RefCell<Vec<Arc<DataWaiter>>>,
+    /// Idempotent producers' sequences (see [`producers`]).
+    pub producers: RefCell<producers::ProducerStates>,
 }
 
 /// A parked fetch, shared with the owner shards of the partitions it reads.
@@ -107,6 +111,7 @@ impl Partition {
             log,
             leader_epoch: 0,
             waiters: RefCell::new(Vec::new()),
+            producers: RefCell::new(producers::ProducerStates::default()),
         })
     }
 

@@ -17,9 +17,10 @@ use ringtail_protocol::header::write_response_frame;
 use ringtail_protocol::produce::{
     Acks, PartitionProduceResponse, ProduceRequest, ProduceResponse, TopicProduceResponse,
 };
-use ringtail_protocol::{ErrorCode, Offset, PartitionId};
+use ringtail_protocol::{ErrorCode, Offset, PartitionId, RecordBatch};
 
 use super::{log_error_code, topic_or_create};
+use crate::partition::producers::{last_seq, Check};
 use crate::server::{Header, Response};
 use crate::shard::{self, Shard};
 
@@ -149,7 +150,21 @@ pub async fn handle(
         });
     }
     if acks == Some(Acks::None) {
-        return Response::None;
+        // No answer goes back for acks=0, so an error can only be reported
+        // by closing the connection, as Kafka does.
+        return match plans
+            .iter()
+            .zip(&results)
+            .find_map(|(p, r)| r.err().map(|code| (p, code)))
+        {
+            Some((plan, code)) => Response::Close(format!(
+                "acks=0 produce to {}-{} failed with {}",
+                plan.topic,
+                plan.index,
+                code.name()
+            )),
+            None => Response::None,
+        };
     }
     let mut response = ProduceResponse::default();
     for (plan, result) in plans.iter().zip(&results) {
@@ -180,7 +195,9 @@ pub async fn handle(
     Response::Frame(buf)
 }
 
-/// Runs on the owner shard.
+/// Runs on the owner shard. The idempotence check, the producer state
+/// update and the log's enqueue happen without an await in between, so
+/// pipelined batches of one producer are judged in order.
 async fn append(
     topic: String,
     index: i32,
@@ -191,10 +208,41 @@ async fn append(
     let partition = shard
         .partition(&topic, index)
         .ok_or(ErrorCode::UnknownTopicOrPartition)?;
-    let info = partition.append(batch).await.map_err(|e| {
-        eprintln!("{topic}-{index}: append failed: {e}");
-        log_error_code(&e)
-    })?;
+    let view = RecordBatch::new(&batch).map_err(|e| e.error_code())?;
+    let idempotent = (view.producer_id().0 >= 0).then(|| {
+        let first = view.base_sequence().0;
+        (
+            view.producer_id().0,
+            view.producer_epoch().0,
+            first,
+            last_seq(first, view.last_offset_delta() + 1),
+        )
+    });
+    if let Some((id, epoch, first, last)) = idempotent {
+        match partition.producers.borrow().check(id, epoch, first, last) {
+            Check::Append => {}
+            Check::Duplicate { base_offset } => {
+                return Ok((LogOffset(base_offset), partition.log_start()))
+            }
+            Check::Reject(code) => return Err(code),
+        }
+        let base = partition.log.offsets().log_end.0;
+        partition
+            .producers
+            .borrow_mut()
+            .record(id, epoch, first, last, base);
+    }
+    let appended = partition.append(batch).await;
+    let info = match appended {
+        Ok(info) => info,
+        Err(e) => {
+            if let Some((id, _, first, _)) = idempotent {
+                partition.producers.borrow_mut().forget(id, first);
+            }
+            eprintln!("{topic}-{index}: append failed: {e}");
+            return Err(log_error_code(&e));
+        }
+    };
     if durable {
         partition
             .log
