@@ -437,20 +437,25 @@ fn kcat_with_small_segments() {
         Restart::Clean,
         &["log.segment.bytes=4096"],
     );
-    for (codec, _) in CODECS {
-        for p in 0..PARTITIONS {
-            let dir = broker.partition_dir(&format!("kcat-segments-{codec}"), p);
-            let segments = std::fs::read_dir(&dir)
-                .expect("partition dir")
-                .filter(|e| {
-                    e.as_ref()
-                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
-                })
-                .count();
-            if codec == "none" {
-                assert!(segments >= 3, "{}: {segments} segments", dir.display());
-            }
-            eprintln!("{}: {segments} segments", dir.display());
-        }
+    // ~45 KB of uncompressed records in batches of at most 2 KiB fill well
+    // over nine 4 KiB segments, however the partitioner spread them (one
+    // partition alone may get few: librdkafka's sticky partitioner puts
+    // runs of unkeyed messages on one partition).
+    let mut segments_total = 0;
+    for p in 0..PARTITIONS {
+        let dir = broker.partition_dir("kcat-segments-none", p);
+        let segments = std::fs::read_dir(&dir)
+            .expect("partition dir")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+            })
+            .count();
+        eprintln!("{}: {segments} segments", dir.display());
+        segments_total += segments;
     }
+    assert!(
+        segments_total >= 9,
+        "kcat-segments-none: {segments_total} segments in all"
+    );
 }
