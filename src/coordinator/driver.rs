@@ -175,21 +175,41 @@ pub(super) async fn wal_writer(node: Rc<Node>) {
     loop {
         node.wal_wake.notified().await;
         loop {
-            let Some((token, buf, at)) = node.wal.borrow_mut().take_batch() else {
+            let Some(batch) = node.wal.borrow_mut().take_batch() else {
                 break;
             };
             let file = node.wal.borrow().file();
-            if let Err(e) = wal::write_durably(&file, buf, at).await {
+            if let Err(e) = wal::write_durably(&file, batch.bytes, batch.at).await {
                 // Whether the write reached the disk is unknown (a failed
                 // fsync may drop dirty pages): promising nothing more and
                 // stopping is the only safe answer, as Kafka halts on a
                 // failed log dir.
-                eprintln!("coordinator: wal write failed: {e}; exiting");
-                std::process::exit(1);
+                fatal(&format!("wal write failed: {e}"));
+            }
+            let token = batch.token;
+            if let Err(e) = node.wal.borrow_mut().made_durable(batch.actions) {
+                fatal(&e);
             }
             node.input(Input::Persisted(token));
+            let due = node.wal.borrow_mut().compaction_due();
+            if let Some(bytes) = due {
+                let dir = node.wal.borrow().dir().to_path_buf();
+                let before = node.wal.borrow().len();
+                match wal::write_compacted(&dir, bytes).await {
+                    Ok((file, len)) => {
+                        eprintln!("coordinator: compacted the wal from {before} to {len} bytes");
+                        node.wal.borrow_mut().switch(file, len);
+                    }
+                    Err(e) => fatal(&format!("wal compaction failed: {e}")),
+                }
+            }
         }
     }
+}
+
+fn fatal(what: &str) -> ! {
+    eprintln!("coordinator: {what}; exiting");
+    std::process::exit(1);
 }
 
 /// Dials one voter and writes its queued frames, reconnecting with backoff.

@@ -43,6 +43,9 @@ pub const TICK_MS: u64 = 50;
 /// ZooKeeper's default `clientPort`, used when `coordinator.client.port`
 /// is unset and the port is free.
 pub const CLIENT_PORT_DEFAULT: u16 = 2181;
+/// The WAL is rewritten compactly once past this size (and doubled since
+/// the last rewrite).
+const WAL_COMPACT_BYTES_MIN: u64 = 64 << 20;
 /// The broker session's timeout; the core clamps it to 2..20 ticks.
 const SESSION_TIMEOUT_MS: u32 = 1000;
 
@@ -213,7 +216,7 @@ pub fn start(config: &BrokerConfig, cluster_id: &str) -> Result<Coordinator, Str
         );
     }
     let cfg = peer_config(config, me, voter_ids, recovered.incarnation);
-    let peer = Peer::restore(cfg, recovered.state)
+    let peer = Peer::restore(cfg, recovered.state.clone())
         .map_err(|e| format!("coordinator.data.dir {}: {e}", dir.display()))?;
     let registration = Registration {
         broker_id: config.broker_id as u32,
@@ -222,7 +225,6 @@ pub fn start(config: &BrokerConfig, cluster_id: &str) -> Result<Coordinator, Str
     };
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();
-    let wal_len = recovered.wal_len;
     // Listeners move to the thread as std sockets and are re-bound there
     // on the ring (same address, the std socket is closed first).
     let peer_addr_bound = peer_listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -233,7 +235,7 @@ pub fn start(config: &BrokerConfig, cluster_id: &str) -> Result<Coordinator, Str
         .name("coordinator".into())
         .spawn(move || {
             ringtail_io::rt::block_on(async move {
-                let wal = match wal::Wal::open(&dir, wal_len) {
+                let wal = match wal::Wal::open(&dir, &recovered, WAL_COMPACT_BYTES_MIN) {
                     Ok(w) => w,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));

@@ -6,6 +6,10 @@
 //! write + `fdatasync` was in flight goes out in the next single write and
 //! one `fdatasync` covers them all; only then is the last token reported
 //! durable (the core's contract: a later token covers earlier ones).
+//!
+//! Past 64 MiB (and twice its size after the last rewrite) the log is
+//! rewritten as epochs + the latest snapshot + the transactions after it,
+//! through `wal.tmp` and an atomic rename, between two batches.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -119,26 +123,49 @@ pub fn replay(state: &mut DurableState, record: &PersistAction) -> Result<(), St
     Ok(())
 }
 
+/// A batch of records to write at `at`; `token` covers them all.
+pub struct Batch {
+    pub token: PersistToken,
+    pub bytes: Vec<u8>,
+    pub at: u64,
+    pub actions: Vec<PersistAction>,
+}
+
 /// The appending side, owned by the coordinator thread's writer task.
+///
+/// It keeps `view`, the state the durable bytes replay to (as the
+/// simulator's disk does), so that a log grown past `compact_bytes_min`
+/// can be rewritten as one compact state: epochs, the latest snapshot and
+/// the transactions after it.
 pub struct Wal {
+    dir: PathBuf,
     file: Rc<File>,
     len: u64,
-    pending: Vec<(PersistToken, Vec<u8>)>,
+    pending: Vec<(PersistToken, PersistAction)>,
+    view: DurableState,
+    compact_bytes_min: u64,
+    /// Size right after the last compaction (or at open): compaction waits
+    /// until the log doubled, so a large tree is not rewritten constantly.
+    compacted_len: u64,
 }
 
 impl Wal {
-    pub fn open(dir: &Path, len: u64) -> Result<Wal, String> {
+    pub fn open(dir: &Path, recovered: &Recovered, compact_bytes_min: u64) -> Result<Wal, String> {
         let file = File::open_rw(&wal_path(dir)).map_err(|e| format!("coordinator wal: {e}"))?;
         Ok(Wal {
+            dir: dir.to_path_buf(),
             file: Rc::new(file),
-            len,
+            len: recovered.wal_len,
             pending: Vec::new(),
+            view: recovered.state.clone(),
+            compact_bytes_min,
+            compacted_len: recovered.wal_len,
         })
     }
 
-    /// Queues a record; it is written by the next [`Wal::flush`].
+    /// Queues a record; the writer task takes it with the next batch.
     pub fn push(&mut self, token: PersistToken, action: &PersistAction) {
-        self.pending.push((token, codec::encode_record(action)));
+        self.pending.push((token, action.clone()));
     }
 
     pub fn has_pending(&self) -> bool {
@@ -146,15 +173,77 @@ impl Wal {
     }
 
     /// Takes the queued records as one buffer and the token covering them.
-    pub fn take_batch(&mut self) -> Option<(PersistToken, Vec<u8>, u64)> {
+    pub fn take_batch(&mut self) -> Option<Batch> {
         let token = self.pending.last()?.0;
-        let mut buf = Vec::with_capacity(self.pending.iter().map(|(_, b)| b.len()).sum());
-        for (_, bytes) in self.pending.drain(..) {
-            buf.extend_from_slice(&bytes);
+        let mut bytes = Vec::new();
+        let mut actions = Vec::with_capacity(self.pending.len());
+        for (_, action) in self.pending.drain(..) {
+            bytes.extend(codec::encode_record(&action));
+            actions.push(action);
         }
         let at = self.len;
-        self.len += buf.len() as u64;
-        Some((token, buf, at))
+        self.len += bytes.len() as u64;
+        Some(Batch {
+            token,
+            bytes,
+            at,
+            actions,
+        })
+    }
+
+    /// Records that a batch is durable (its records join the view).
+    pub fn made_durable(&mut self, actions: Vec<PersistAction>) -> Result<(), String> {
+        for action in &actions {
+            replay(&mut self.view, action)?;
+        }
+        Ok(())
+    }
+
+    /// The compact log to switch to, when one is due and at most half the
+    /// current size (before the core's first snapshot it would not be).
+    pub fn compaction_due(&mut self) -> Option<Vec<u8>> {
+        if self.len < self.compact_bytes_min || self.len < 2 * self.compacted_len {
+            return None;
+        }
+        let mut bytes =
+            codec::encode_record(&PersistAction::AcceptedEpoch(self.view.accepted_epoch));
+        bytes.extend(codec::encode_record(&PersistAction::CurrentEpoch(
+            self.view.current_epoch,
+        )));
+        bytes.extend(codec::encode_record(&PersistAction::Snapshot {
+            tree: Box::new(self.view.snapshot.clone()),
+            discard_log: true,
+        }));
+        if !self.view.log.is_empty() {
+            bytes.extend(codec::encode_record(&PersistAction::Txns(
+                self.view.log.clone(),
+            )));
+        }
+        if bytes.len() as u64 * 2 > self.len {
+            // Not worth a rewrite; look again once the log doubled.
+            self.compacted_len = self.len;
+            return None;
+        }
+        Some(bytes)
+    }
+
+    /// Uses the file [`write_compacted`] made from now on.
+    pub fn switch(&mut self, file: File, len: u64) {
+        self.file = Rc::new(file);
+        self.len = len;
+        self.compacted_len = len;
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// A handle on the file for the writer (the ring needs `&File` across
@@ -162,6 +251,22 @@ impl Wal {
     pub fn file(&self) -> Rc<File> {
         self.file.clone()
     }
+}
+
+/// Writes the compact log to `wal.tmp`, syncs it and renames it over the
+/// log (then syncs the directory): a crash leaves the old log or the new
+/// one, never a mix. Called only between batches, so no write is lost.
+pub async fn write_compacted(dir: &Path, bytes: Vec<u8>) -> std::io::Result<(File, u64)> {
+    let tmp = dir.join("wal.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let file = File::create_new(&tmp)?;
+    let len = bytes.len() as u64;
+    let (result, _) = file.write_all_at(bytes, 0).await;
+    result?;
+    file.fsync().await?;
+    std::fs::rename(&tmp, wal_path(dir))?;
+    ringtail_io::rt::fs::open_dir(dir)?.fsync().await?;
+    Ok((file, len))
 }
 
 /// Writes `buf` at `at` and makes it durable with one `fdatasync`.
@@ -221,17 +326,71 @@ mod tests {
     }
 
     #[test]
+    fn compaction_keeps_the_durable_state_and_shrinks_the_log() {
+        let dir = temp_dir("compact");
+        let r = recover(&dir).expect("recover");
+        let mut tree = ringtail_coordinator::tree::DataTree::new();
+        for counter in 1..=50 {
+            tree.apply(&txn(counter));
+        }
+        ringtail_io::rt::block_on(async {
+            let mut wal = Wal::open(&dir, &r, 1).expect("open");
+            let mut token = 0;
+            let mut write = |wal: &mut Wal, action: PersistAction| {
+                token += 1;
+                wal.push(PersistToken(token), &action);
+                wal.take_batch().expect("batch")
+            };
+            let mut batches = vec![write(&mut wal, PersistAction::AcceptedEpoch(Epoch(1)))];
+            batches.push(write(&mut wal, PersistAction::CurrentEpoch(Epoch(1))));
+            for counter in 1..=50 {
+                batches.push(write(&mut wal, PersistAction::Txns(vec![txn(counter)])));
+            }
+            let snapshot = PersistAction::Snapshot {
+                tree: Box::new(tree.clone()),
+                discard_log: false,
+            };
+            batches.push(write(&mut wal, snapshot));
+            batches.push(write(&mut wal, PersistAction::Txns(vec![txn(51)])));
+            for b in batches {
+                write_durably(&wal.file(), b.bytes, b.at)
+                    .await
+                    .expect("write");
+                wal.made_durable(b.actions).expect("replay");
+            }
+            let before = wal.len();
+            let bytes = wal.compaction_due().expect("due");
+            assert!((bytes.len() as u64) < before);
+            let (file, len) = write_compacted(wal.dir(), bytes).await.expect("compact");
+            wal.switch(file, len);
+            assert!(wal.compaction_due().is_none(), "not again until it doubles");
+            let b = write(&mut wal, PersistAction::Txns(vec![txn(52)]));
+            write_durably(&wal.file(), b.bytes, b.at)
+                .await
+                .expect("write");
+        });
+        let r = recover(&dir).expect("recover compacted");
+        assert_eq!(r.truncated_bytes, 0);
+        assert_eq!(r.state.snapshot, tree);
+        let zxids: Vec<u32> = r.state.log.iter().map(|t| t.zxid.counter()).collect();
+        assert_eq!(zxids, vec![51, 52]);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
     fn group_commit_writes_every_pending_record_once() {
         let dir = temp_dir("group");
         let r = recover(&dir).expect("recover");
         ringtail_io::rt::block_on(async {
-            let mut wal = Wal::open(&dir, r.wal_len).expect("open");
+            let mut wal = Wal::open(&dir, &r, u64::MAX).expect("open");
             wal.push(PersistToken(1), &PersistAction::AcceptedEpoch(Epoch(2)));
             wal.push(PersistToken(2), &PersistAction::Txns(vec![txn(1)]));
-            let (token, buf, at) = wal.take_batch().expect("batch");
-            assert_eq!((token, at), (PersistToken(2), 0));
+            let batch = wal.take_batch().expect("batch");
+            assert_eq!((batch.token, batch.at), (PersistToken(2), 0));
             assert!(!wal.has_pending());
-            write_durably(&wal.file(), buf, at).await.expect("write");
+            write_durably(&wal.file(), batch.bytes, batch.at)
+                .await
+                .expect("write");
         });
         let r = recover(&dir).expect("recover again");
         assert_eq!(r.state.accepted_epoch, Epoch(2));
