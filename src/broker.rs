@@ -82,6 +82,27 @@ fn base64url(bytes: &[u8; 16]) -> String {
     out
 }
 
+/// Binds `addr` without SO_REUSEPORT to prove nobody listens there. After
+/// a kill -9 the kernel frees the old process's listeners a few
+/// milliseconds late (its io_uring is torn down asynchronously), so a
+/// supervisor's immediate restart gets a short grace period.
+fn probe_listen(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, String> {
+    const GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+    let deadline = std::time::Instant::now() + GRACE;
+    loop {
+        match std::net::TcpListener::bind(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(format!("listeners: cannot listen on {addr}: {e}")),
+        }
+    }
+}
+
 fn block_signals() -> libc::sigset_t {
     // SAFETY: plain signal-mask calls on a zeroed, then initialised, set.
     unsafe {
@@ -118,10 +139,7 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     // process share the port and split the clients between them. A plain
     // bind first fails if anyone listens there.
     let addr = config.listeners[0].socket_addr()?;
-    drop(
-        std::net::TcpListener::bind(addr)
-            .map_err(|e| format!("listeners: cannot listen on {addr}: {e}"))?,
-    );
+    drop(probe_listen(addr)?);
     let metadata = Metadata::open(&config.log_dirs[0].join("__cluster_metadata"))
         .map_err(|e| e.to_string())?;
     let cluster_id = cluster_id.expect("at least one log dir");
