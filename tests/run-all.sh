@@ -49,4 +49,4 @@ log "cargo clippy (all targets, warnings denied)"
 cargo clippy --workspace --all-targets -q -- -D warnings
 
 log "cargo test (release: the simulator and crash tests run thousands of cycles)"
-cargo test --workspace --release
+cargo test --workspace --release --no-fail-fast
