@@ -583,7 +583,7 @@ impl Log {
             let (pos, _) = inner.locate(base, from).await?;
             let (file, size) = inner.with_segment(base, |seg| (seg.file(), seg.size))?;
             let mut found = None;
-            scan(&file?.file, pos, size, LOOKUP_CHUNK_BYTES, false, |h, _| {
+            scan(&file?, pos, size, LOOKUP_CHUNK_BYTES, false, |h, _| {
                 if h.max_timestamp >= timestamp && h.next_offset() > log_start {
                     found = Some(TimestampOffset {
                         timestamp: h.max_timestamp,
@@ -750,16 +750,9 @@ impl Log {
         for (base, size) in segments {
             let file = self.inner.with_segment(base, |seg| seg.file())??;
             file.advise_sequential();
-            let end = scan(
-                &file.file,
-                0,
-                size,
-                segment::SCAN_CHUNK_BYTES,
-                true,
-                |_, _| true,
-            )
-            .await
-            .map_err(|e| LogError::io(&file.path, e))?;
+            let end = scan(&file, 0, size, segment::SCAN_CHUNK_BYTES, true, |_, _| true)
+                .await
+                .map_err(|e| LogError::io(&file.path, e))?;
             if let ScanEnd::Invalid { position, error } = end {
                 return Ok(Some(LogError::Corrupt {
                     path: file.path.clone(),
@@ -971,21 +964,14 @@ impl Inner {
             (seg.file()?, seg.size, u64::from(from))
         };
         let mut found = (size, offset);
-        let end = scan(
-            &file.file,
-            from,
-            size,
-            LOOKUP_CHUNK_BYTES,
-            false,
-            |h, pos| {
-                if h.last_offset() >= offset {
-                    found = (pos, h.base_offset);
-                    false
-                } else {
-                    true
-                }
-            },
-        )
+        let end = scan(&file, from, size, LOOKUP_CHUNK_BYTES, false, |h, pos| {
+            if h.last_offset() >= offset {
+                found = (pos, h.base_offset);
+                false
+            } else {
+                true
+            }
+        })
         .await
         .map_err(|e| LogError::io(&file.path, e))?;
         if let ScanEnd::Invalid { position, error } = end {
@@ -1003,7 +989,7 @@ impl Inner {
     async fn cut(
         &self,
         base: i64,
-        file: &SegmentFile,
+        file: &Arc<SegmentFile>,
         first: u64,
         end: u64,
         max_bytes: u64,
@@ -1024,25 +1010,18 @@ impl Inner {
                 .max(first)
         };
         let mut cut_at = None;
-        let walk = scan(
-            &file.file,
-            from,
-            end,
-            LOOKUP_CHUNK_BYTES,
-            false,
-            |h, pos| {
-                let batch_end = pos + h.size as u64;
-                if batch_end <= limit || pos == first {
-                    cut_at = Some((batch_end, h.next_offset()));
-                    batch_end < limit
-                } else {
-                    // The walk began at an indexed boundary past `first` whose
-                    // batch does not fit: cut right before it.
-                    cut_at.get_or_insert((pos, h.base_offset));
-                    false
-                }
-            },
-        )
+        let walk = scan(&file, from, end, LOOKUP_CHUNK_BYTES, false, |h, pos| {
+            let batch_end = pos + h.size as u64;
+            if batch_end <= limit || pos == first {
+                cut_at = Some((batch_end, h.next_offset()));
+                batch_end < limit
+            } else {
+                // The walk began at an indexed boundary past `first` whose
+                // batch does not fit: cut right before it.
+                cut_at.get_or_insert((pos, h.base_offset));
+                false
+            }
+        })
         .await
         .map_err(|e| LogError::io(&file.path, e))?;
         if let ScanEnd::Invalid { position, error } = walk {

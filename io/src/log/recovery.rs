@@ -169,7 +169,7 @@ async fn recover_from(
         seg.bytes_since_entry = 0;
         let mut expected = base;
         let mut valid_end = 0u64;
-        let end = scan(&file.file, 0, seg.size, SCAN_CHUNK_BYTES, true, |h, pos| {
+        let end = scan(&file, 0, seg.size, SCAN_CHUNK_BYTES, true, |h, pos| {
             if h.base_offset < expected {
                 return false; // offsets must increase: treat as corruption
             }

@@ -14,9 +14,10 @@ use super::batch::{self, BatchError, BatchHeader, HEADER_BYTES};
 use super::index::{OffsetIndex, TimeIndex};
 use super::LogError;
 use crate::rt::fs::File;
+use crate::rt::{self, JoinHandle};
 
 /// Read size for recovery scans and verification.
-pub(crate) const SCAN_CHUNK_BYTES: usize = 4 << 20;
+pub(crate) const SCAN_CHUNK_BYTES: usize = 2 << 20;
 /// Read size for header walks on the fetch path.
 pub(crate) const LOOKUP_CHUNK_BYTES: usize = 16 << 10;
 
@@ -230,14 +231,14 @@ impl Segment {
 pub(crate) async fn scan_indexes(
     dir: Rc<PathBuf>,
     base: i64,
-    file: &SegmentFile,
+    file: &Arc<SegmentFile>,
     size: u64,
     interval_bytes: u64,
 ) -> Result<Segment, LogError> {
     let mut rebuilt = Segment::new_lazy(dir, base, size, 0);
     rebuilt.offsets = Some(OffsetIndex::default());
     rebuilt.times = Some(TimeIndex::default());
-    let end = scan(&file.file, 0, size, SCAN_CHUNK_BYTES, false, |h, pos| {
+    let end = scan(file, 0, size, SCAN_CHUNK_BYTES, false, |h, pos| {
         rebuilt.index_batch(h, pos, interval_bytes);
         true
     })
@@ -286,13 +287,21 @@ pub(crate) enum ScanEnd {
 /// validation tool); otherwise only headers are read. The visitor sees each
 /// valid header with its position and may stop the walk.
 pub(crate) async fn scan(
-    file: &File,
+    file: &Arc<SegmentFile>,
     start: u64,
     end: u64,
     chunk: usize,
     verify: bool,
     mut visit: impl FnMut(&BatchHeader, u64) -> bool,
 ) -> io::Result<ScanEnd> {
+    let mut reader = ChunkReader {
+        file: file.clone(),
+        ahead: None,
+        // Whole-segment scans read ahead; short lookups do not.
+        read_ahead: chunk >= SCAN_CHUNK_BYTES,
+        chunk,
+        end,
+    };
     let mut buf: Vec<u8> = Vec::new();
     let mut buf_pos = start; // file position of buf[0]
     let mut pos = start;
@@ -300,7 +309,9 @@ pub(crate) async fn scan(
         let have = (buf_pos + buf.len() as u64).saturating_sub(pos) as usize;
         if have < HEADER_BYTES {
             let want = chunk.max(HEADER_BYTES).min((end - pos) as usize);
-            buf = read_some(file, std::mem::take(&mut buf), pos, want).await?;
+            buf = reader
+                .refill(std::mem::take(&mut buf), buf_pos, pos, want)
+                .await?;
             buf_pos = pos;
             if buf.len() < HEADER_BYTES {
                 let error = BatchError::Truncated {
@@ -336,7 +347,9 @@ pub(crate) async fn scan(
             let in_buf = buf.len() - at;
             if in_buf < header.size {
                 let want = chunk.max(header.size).min((end - pos) as usize);
-                buf = read_some(file, std::mem::take(&mut buf), pos, want).await?;
+                buf = reader
+                    .refill(std::mem::take(&mut buf), buf_pos, pos, want)
+                    .await?;
                 buf_pos = pos;
                 if buf.len() < header.size {
                     let error = BatchError::LengthMismatch {
@@ -366,18 +379,76 @@ pub(crate) async fn scan(
 }
 
 /// Reads up to `len` bytes at `pos`; fewer only at end of file.
-/// Reuses `buf`'s allocation.
-async fn read_some(file: &File, mut buf: Vec<u8>, pos: u64, len: usize) -> io::Result<Vec<u8>> {
-    buf.clear();
-    while buf.len() < len {
-        let filled = buf.len();
-        let (r, back) = file
-            .read_append_at(buf, pos + filled as u64, len - filled)
-            .await;
-        buf = back;
-        if r? == 0 {
-            break;
+/// A finished read: the count and the buffer.
+type ReadDone = (io::Result<usize>, Vec<u8>);
+
+/// Reads a segment for `scan`, keeping one chunk read in flight ahead of
+/// the caller on whole-segment scans, so the disk reads the next chunk
+/// while the CRCs of this one are checked.
+struct ChunkReader {
+    file: Arc<SegmentFile>,
+    /// The read in flight: its file position and the task doing it.
+    ahead: Option<(u64, JoinHandle<ReadDone>)>,
+    read_ahead: bool,
+    chunk: usize,
+    end: u64,
+}
+
+impl ChunkReader {
+    /// Makes `buf` hold the file's bytes from `pos`, at least `want` of
+    /// them unless the file ends first. Bytes already in `buf` (which starts
+    /// at file position `buf_pos`) from `pos` on are kept, not read again (a
+    /// batch that straddles two chunks).
+    async fn refill(
+        &mut self,
+        mut buf: Vec<u8>,
+        buf_pos: u64,
+        pos: u64,
+        want: usize,
+    ) -> io::Result<Vec<u8>> {
+        let keep_from = pos.saturating_sub(buf_pos) as usize;
+        if pos >= buf_pos && keep_from < buf.len() {
+            buf.copy_within(keep_from.., 0);
+            buf.truncate(buf.len() - keep_from);
+        } else {
+            buf.clear();
         }
+        let next = pos + buf.len() as u64;
+        if let Some((at, handle)) = self.ahead.take() {
+            let (result, data) = handle.await;
+            if at == next {
+                let n = result?;
+                if buf.is_empty() {
+                    buf = data;
+                    buf.truncate(n);
+                } else {
+                    buf.extend_from_slice(&data[..n]);
+                }
+            }
+        }
+        while buf.len() < want {
+            let filled = buf.len();
+            let (r, back) = self
+                .file
+                .file
+                .read_append_at(buf, pos + filled as u64, want - filled)
+                .await;
+            buf = back;
+            if r? == 0 {
+                break;
+            }
+        }
+        let at = pos + buf.len() as u64;
+        if self.read_ahead && at < self.end {
+            let len = self.chunk.min((self.end - at) as usize);
+            let file = self.file.clone();
+            let handle = rt::spawn(async move {
+                file.file
+                    .read_append_at(Vec::with_capacity(len), at, len)
+                    .await
+            });
+            self.ahead = Some((at, handle));
+        }
+        Ok(buf)
     }
-    Ok(buf)
 }
