@@ -1010,7 +1010,7 @@ impl Inner {
                 .max(first)
         };
         let mut cut_at = None;
-        let walk = scan(&file, from, end, LOOKUP_CHUNK_BYTES, false, |h, pos| {
+        let walk = scan(file, from, end, LOOKUP_CHUNK_BYTES, false, |h, pos| {
             let batch_end = pos + h.size as u64;
             if batch_end <= limit || pos == first {
                 cut_at = Some((batch_end, h.next_offset()));
