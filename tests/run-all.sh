@@ -48,5 +48,5 @@ cargo fmt --all -- --check
 log "cargo clippy (all targets, warnings denied)"
 cargo clippy --workspace --all-targets -q -- -D warnings
 
-log "cargo test (release: the simulator and crash tests run thousands of cycles)"
-cargo test --workspace --release --no-fail-fast
+log "cargo test (release: the simulators and crash tests run thousands of cycles; --show-output prints their counts)"
+cargo test --workspace --release --no-fail-fast -- --show-output
