@@ -8,8 +8,9 @@
 //!   file, like `kafka-dump-log.sh --files`.
 //! - `log verify`: checks every batch (framing, magic, CRC-32C) and exits
 //!   non-zero naming the first corrupt file and position.
-//! - `topics`, `console-producer`, `console-consumer`: Kafka's admin and
-//!   console scripts with their flags (`ringtail::admin`).
+//! - `topics`, `console-producer`, `console-consumer`, `consumer-groups`:
+//!   Kafka's admin and console scripts with their flags
+//!   (`ringtail::admin`).
 //! - `coordinator --server H:P ls|get|stat|create|delete PATH`: zkCli.sh
 //!   over the embedded coordinator's tree.
 
@@ -55,8 +56,12 @@ enum Command {
     Topics(admin::topics::TopicsArgs),
     /// Send stdin lines as records (kafka-console-producer.sh).
     ConsoleProducer(admin::producer::ProducerArgs),
-    /// Print a topic's records (kafka-console-consumer.sh, no groups yet).
+    /// Print a topic's records (kafka-console-consumer.sh), alone or as a
+    /// member of a consumer group (--group).
     ConsoleConsumer(admin::consumer::ConsumerArgs),
+    /// List, describe, reset or delete consumer groups
+    /// (kafka-consumer-groups.sh).
+    ConsumerGroups(admin::groups::GroupsArgs),
     /// Browse the coordinator's tree (zkCli.sh: ls, get, stat, create, delete).
     Coordinator(ringtail::coordinator::client::ShellArgs),
 }
@@ -95,6 +100,7 @@ fn main() -> ExitCode {
         Command::Topics(args) => Ok(admin::topics::run(&args)),
         Command::ConsoleProducer(args) => Ok(admin::producer::run(&args)),
         Command::ConsoleConsumer(args) => Ok(admin::consumer::run(&args)),
+        Command::ConsumerGroups(args) => Ok(admin::groups::run(&args)),
         Command::Coordinator(args) => Ok(ringtail::coordinator::client::run(&args)),
     };
     match result {
