@@ -524,12 +524,16 @@ fn refusals_are_clear() {
             "t",
             "--group",
             "g",
+            "--partition",
+            "0",
         ],
         "",
     );
     assert_eq!(group.code, 1);
     assert!(
-        group.stderr.contains("--group is not supported yet"),
+        group
+            .stderr
+            .contains("Options group and partition cannot be specified together."),
         "{}",
         group.stderr
     );

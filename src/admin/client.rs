@@ -201,6 +201,13 @@ impl Client {
         Ok(client)
     }
 
+    /// Changes how long a request may wait for its answer (default
+    /// [`REQUEST_TIMEOUT`]); JoinGroup waits up to the rebalance timeout.
+    pub fn set_request_timeout(&mut self, timeout: Duration) -> Result<(), ClientError> {
+        let result = self.stream.set_read_timeout(Some(timeout));
+        result.map_err(|e| self.io_error(e))
+    }
+
     /// The `host:port` this client is connected to.
     pub fn addr(&self) -> &str {
         &self.addr

@@ -1,7 +1,17 @@
-//! `ringtail console-consumer`, like `kafka-console-consumer.sh` without
-//! a group: assigns every partition of the topic (or `--partition`),
+//! `ringtail console-consumer`, like `kafka-console-consumer.sh`. Without
+//! a group it assigns every partition of the topic (or `--partition`),
 //! starts at the log end unless `--from-beginning` or `--offset`, and
 //! long-polls the leaders with Fetch (`fetch.max.wait.ms`, 500 ms).
+//!
+//! With `--group G` (or `group.id`) it is a group member as Kafka's
+//! consumer is, so it shares a group with librdkafka or Java clients:
+//! JoinGroup with protocol type "consumer" and the `range` and
+//! `roundrobin` assignors (`partition.assignment.strategy`), the leader
+//! assigns, SyncGroup, heartbeats every `heartbeat.interval.ms`, commits
+//! its positions every `auto.commit.interval.ms`, before rejoining and on
+//! exit (Ctrl-C included), then LeaveGroup. Each assigned partition starts
+//! at the group's committed offset, else per `auto.offset.reset`
+//! (`earliest` with `--from-beginning`, `latest` otherwise).
 //!
 //! Fetched batches are checked (CRC-32C), decompressed when they are
 //! compressed (gzip, snappy raw or xerial, LZ4 frames, zstd), and their
@@ -10,6 +20,7 @@
 //! returns whole batches), control batches are skipped, and a partial
 //! batch at the end of a response is fetched again from its start.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,17 +32,22 @@ use ringtail_protocol::batch::TimestampType;
 use ringtail_protocol::messages::kafka_protocol::messages::fetch_request::{
     FetchPartition, FetchTopic,
 };
+use ringtail_protocol::messages::kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use ringtail_protocol::messages::kafka_protocol::messages::leave_group_request::MemberIdentity;
 use ringtail_protocol::messages::kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsTopic,
 };
+use ringtail_protocol::messages::kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use ringtail_protocol::messages::kafka_protocol::messages::{
-    BrokerId, FetchRequest, ListOffsetsRequest, TopicName,
+    BrokerId, FetchRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListOffsetsRequest, SyncGroupRequest, TopicName,
 };
 use ringtail_protocol::messages::kafka_protocol::protocol::StrBytes;
 use ringtail_protocol::{BatchError, ErrorCode, RecordBatch};
 
-use super::client::{self, ClientError, Leaders, PartitionInfo};
+use super::client::{self, Client, ClientError, Leaders, PartitionInfo};
 use super::codec;
+use super::groups;
 use super::props::Props;
 
 /// ListOffsets' special timestamps.
@@ -81,9 +97,9 @@ pub struct ConsumerArgs {
     /// A properties file of consumer settings.
     #[arg(long = "consumer.config", value_name = "FILE")]
     pub consumer_config: Option<PathBuf>,
-    /// Consumer groups need the group coordinator, which is not there
-    /// yet; the flag is refused with a message.
-    #[arg(long, value_name = "GROUP", hide = true)]
+    /// Consume as a member of this consumer group: partitions are shared
+    /// with the group's other members, positions committed.
+    #[arg(long, value_name = "GROUP")]
     pub group: Option<String>,
 }
 
@@ -113,7 +129,23 @@ struct ConsumerConfig {
     partition_max_bytes: i32,
     check_crcs: bool,
     client_id: String,
+    group: Option<GroupConfig>,
 }
+
+/// A group member's settings (Kafka's consumer defaults).
+#[derive(Debug, Clone)]
+struct GroupConfig {
+    id: String,
+    session_timeout_ms: i32,
+    rebalance_timeout_ms: i32,
+    heartbeat_interval: Duration,
+    auto_commit: Option<Duration>,
+    /// Assignor names in preference order.
+    strategies: Vec<String>,
+}
+
+/// The assignors this consumer can run as the group's leader.
+const ASSIGNORS: &[&str] = &["range", "roundrobin"];
 
 const CONSUMER_KEYS: &[&str] = &[
     "fetch.max.wait.ms",
@@ -124,6 +156,13 @@ const CONSUMER_KEYS: &[&str] = &[
     "client.id",
     "check.crcs",
     "bootstrap.servers",
+    "group.id",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "partition.assignment.strategy",
 ];
 
 const FORMATTER_KEYS: &[&str] = &[
@@ -142,10 +181,11 @@ const FORMATTER_KEYS: &[&str] = &[
 
 impl ConsumerConfig {
     fn from_args(args: &ConsumerArgs) -> Result<ConsumerConfig, String> {
-        if args.group.is_some() {
-            return Err(
-                "--group is not supported yet: consumer groups need the group coordinator, which Ringtail does not run yet; consume without --group (all partitions, or --partition)".into(),
-            );
+        if args.group.is_some() && args.partition.is_some() {
+            return Err("Options group and partition cannot be specified together.".into());
+        }
+        if args.group.is_some() && args.offset.is_some() {
+            return Err("Options group and offset cannot be specified together.".into());
         }
         if args.offset.is_some() && args.partition.is_none() {
             return Err("The partition is required when offset is specified.".into());
@@ -189,7 +229,9 @@ impl ConsumerConfig {
                 ))
             }
         };
+        let group = group_config(args, &props)?;
         Ok(ConsumerConfig {
+            group,
             start,
             reset,
             max_wait_ms: props.number("fetch.max.wait.ms", 500)?,
@@ -203,6 +245,45 @@ impl ConsumerConfig {
                 .to_owned(),
         })
     }
+}
+
+fn group_config(args: &ConsumerArgs, props: &Props) -> Result<Option<GroupConfig>, String> {
+    let id = match (args.group.as_deref(), props.get("group.id")) {
+        (Some(flag), Some(prop)) if flag != prop => {
+            return Err(format!(
+                "The group ids provided in different places (directly using '--group': {flag}, via property 'group.id': {prop}) do not match."
+            ))
+        }
+        (Some(id), _) | (None, Some(id)) => id.to_owned(),
+        (None, None) => return Ok(None),
+    };
+    let strategies: Vec<String> = match props.get("partition.assignment.strategy") {
+        None => ASSIGNORS.iter().map(|s| (*s).to_owned()).collect(),
+        Some(list) => list
+            .split(',')
+            .map(|s| {
+                let name = s.trim().rsplit('.').next().unwrap_or_default();
+                match name {
+                    "range" | "RangeAssignor" => Ok("range".to_owned()),
+                    "roundrobin" | "RoundRobinAssignor" => Ok("roundrobin".to_owned()),
+                    other => Err(format!(
+                        "partition.assignment.strategy {other:?} is not supported: use range or roundrobin"
+                    )),
+                }
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let auto_commit = props.get("enable.auto.commit") != Some("false");
+    let interval_ms: u64 = props.number("auto.commit.interval.ms", 5000)?;
+    let heartbeat_ms: u64 = props.number("heartbeat.interval.ms", 3000)?;
+    Ok(Some(GroupConfig {
+        id,
+        session_timeout_ms: props.number("session.timeout.ms", 45_000)?,
+        rebalance_timeout_ms: props.number("max.poll.interval.ms", 300_000)?,
+        heartbeat_interval: Duration::from_millis(heartbeat_ms.max(1)),
+        auto_commit: auto_commit.then(|| Duration::from_millis(interval_ms.max(1))),
+        strategies,
+    }))
 }
 
 /// One record as the formatter sees it.
@@ -409,6 +490,8 @@ struct Consumer {
     formatter: Formatter,
     max_messages: Option<u64>,
     consumed: u64,
+    /// Set with `--group`: the membership.
+    member: Option<Member>,
 }
 
 /// Why the fetch loop stopped.
@@ -661,6 +744,445 @@ impl Consumer {
     }
 }
 
+/// A group membership: the coordinator connection, the member id and
+/// generation of the last completed rebalance, and the clocks of the
+/// next heartbeat and commit.
+struct Member {
+    config: GroupConfig,
+    coordinator: Client,
+    member_id: String,
+    generation: i32,
+    next_heartbeat: Instant,
+    next_commit: Option<Instant>,
+}
+
+// Kafka error codes the member reacts to.
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+const NOT_COORDINATOR: i16 = 16;
+const ILLEGAL_GENERATION: i16 = 22;
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const REBALANCE_IN_PROGRESS: i16 = 27;
+const MEMBER_ID_REQUIRED: i16 = 79;
+
+/// Partitions per member id, for each topic.
+pub type Assignment = BTreeMap<String, BTreeMap<String, Vec<i32>>>;
+
+/// Kafka's RangeAssignor: per topic, the subscribed members sorted by
+/// id each take a contiguous range, the first `n % members` one more.
+pub fn assign_range(
+    subscriptions: &BTreeMap<String, Vec<String>>,
+    partitions: &BTreeMap<String, i32>,
+) -> Assignment {
+    let mut out: Assignment = subscriptions
+        .keys()
+        .map(|m| (m.clone(), BTreeMap::new()))
+        .collect();
+    for (topic, &count) in partitions {
+        let members: Vec<&String> = subscriptions
+            .iter()
+            .filter(|(_, topics)| topics.contains(topic))
+            .map(|(m, _)| m)
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let n = members.len() as i32;
+        let (per, extra) = (count / n, count % n);
+        for (i, m) in members.into_iter().enumerate() {
+            let i = i as i32;
+            let start = per * i + i.min(extra);
+            let len = per + i32::from(i < extra);
+            let parts: Vec<i32> = (start..start + len).collect();
+            if !parts.is_empty() {
+                out.get_mut(m)
+                    .expect("every member has an entry")
+                    .insert(topic.clone(), parts);
+            }
+        }
+    }
+    out
+}
+
+/// Kafka's RoundRobinAssignor: every partition of every subscribed topic
+/// (sorted) dealt to the members in id order, skipping members that do
+/// not subscribe to the partition's topic.
+pub fn assign_roundrobin(
+    subscriptions: &BTreeMap<String, Vec<String>>,
+    partitions: &BTreeMap<String, i32>,
+) -> Assignment {
+    let mut out: Assignment = subscriptions
+        .keys()
+        .map(|m| (m.clone(), BTreeMap::new()))
+        .collect();
+    let members: Vec<&String> = subscriptions.keys().collect();
+    if members.is_empty() {
+        return out;
+    }
+    let mut next = 0;
+    for (topic, &count) in partitions {
+        if !subscriptions.values().any(|t| t.contains(topic)) {
+            continue;
+        }
+        for p in 0..count {
+            while !subscriptions[members[next % members.len()]].contains(topic) {
+                next += 1;
+            }
+            let m = members[next % members.len()];
+            next += 1;
+            out.get_mut(m)
+                .expect("every member has an entry")
+                .entry(topic.clone())
+                .or_default()
+                .push(p);
+        }
+    }
+    out
+}
+
+fn s(x: &str) -> StrBytes {
+    StrBytes::from_string(x.to_owned())
+}
+
+impl Member {
+    fn connect(
+        leaders: &mut Leaders,
+        config: GroupConfig,
+        client_id: &str,
+    ) -> Result<Member, Stop> {
+        let mut coordinator = groups::coordinator(leaders.any()?, &config.id, client_id)?;
+        // JoinGroup is answered when the rebalance completes, at most the
+        // rebalance timeout later.
+        let wait = Duration::from_millis(config.rebalance_timeout_ms.max(0) as u64);
+        coordinator.set_request_timeout(wait + client::REQUEST_TIMEOUT)?;
+        Ok(Member {
+            config,
+            coordinator,
+            member_id: String::new(),
+            generation: -1,
+            next_heartbeat: Instant::now(),
+            next_commit: None,
+        })
+    }
+
+    /// After NOT_COORDINATOR and the like: finds the coordinator again.
+    fn reconnect(&mut self, leaders: &mut Leaders, client_id: &str) -> Result<(), Stop> {
+        std::thread::sleep(Duration::from_millis(200));
+        let config = self.config.clone();
+        let fresh = Member::connect(leaders, config, client_id)?;
+        self.coordinator = fresh.coordinator;
+        Ok(())
+    }
+}
+
+fn coordinator_moved(code: i16) -> bool {
+    matches!(
+        code,
+        COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR
+    )
+}
+
+fn group_error(what: &str, group: &str, code: i16) -> Stop {
+    let e = ClientError::from_code(code, None).expect("non-zero code");
+    Stop::Failed(format!("{what} for group {group}: {e}"))
+}
+
+impl Consumer {
+    /// Joins (or rejoins) the group and takes the assignment: JoinGroup
+    /// (with the MEMBER_ID_REQUIRED round trip), the leader's assignment,
+    /// SyncGroup; then each partition's committed offset or the reset.
+    fn join_group(&mut self) -> Result<(), Stop> {
+        let client_id = self.config.client_id.clone();
+        let mut member = self.member.take().expect("a group member");
+        let outcome = self.join_once(&mut member, &client_id);
+        self.member = Some(member);
+        let partitions = outcome?;
+        self.take_assignment(&partitions)
+    }
+
+    fn join_once(&mut self, m: &mut Member, client_id: &str) -> Result<Vec<i32>, Stop> {
+        let group = m.config.id.clone();
+        loop {
+            if STOP_REQUESTED.load(Ordering::Relaxed) {
+                return Err(Stop::Done);
+            }
+            let protocols = m
+                .config
+                .strategies
+                .iter()
+                .map(|name| {
+                    JoinGroupRequestProtocol::default()
+                        .with_name(s(name))
+                        .with_metadata(groups::encode_subscription(std::slice::from_ref(
+                            &self.topic,
+                        )))
+                })
+                .collect();
+            let join = JoinGroupRequest::default()
+                .with_group_id(GroupId(s(&group)))
+                .with_session_timeout_ms(m.config.session_timeout_ms)
+                .with_rebalance_timeout_ms(m.config.rebalance_timeout_ms)
+                .with_member_id(s(&m.member_id))
+                .with_protocol_type(s("consumer"))
+                .with_protocols(protocols);
+            let r = m.coordinator.send(&join)?;
+            match r.error_code {
+                0 => {}
+                MEMBER_ID_REQUIRED => {
+                    m.member_id = r.member_id.to_string();
+                    continue;
+                }
+                REBALANCE_IN_PROGRESS => continue,
+                UNKNOWN_MEMBER_ID => {
+                    m.member_id.clear();
+                    continue;
+                }
+                c if coordinator_moved(c) => {
+                    m.reconnect(&mut self.leaders, client_id)?;
+                    continue;
+                }
+                c => return Err(group_error("JoinGroup", &group, c)),
+            }
+            m.member_id = r.member_id.to_string();
+            m.generation = r.generation_id;
+            let protocol = r
+                .protocol_name
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            let assignments = if r.leader == r.member_id {
+                let subscriptions = r
+                    .members
+                    .iter()
+                    .map(|member| {
+                        let topics = groups::decode_subscription(&member.metadata)
+                            .map_err(|e| format!("member {}: {e}", member.member_id))?;
+                        Ok((member.member_id.to_string(), topics))
+                    })
+                    .collect::<Result<BTreeMap<_, _>, String>>()?;
+                self.assign(&protocol, &subscriptions)?
+            } else {
+                Vec::new()
+            };
+            let sync = SyncGroupRequest::default()
+                .with_group_id(GroupId(s(&group)))
+                .with_generation_id(m.generation)
+                .with_member_id(s(&m.member_id))
+                .with_protocol_type(Some(s("consumer")))
+                .with_protocol_name(Some(s(&protocol)))
+                .with_assignments(assignments);
+            let r = m.coordinator.send(&sync)?;
+            match r.error_code {
+                0 => {}
+                REBALANCE_IN_PROGRESS | ILLEGAL_GENERATION => continue,
+                UNKNOWN_MEMBER_ID => {
+                    m.member_id.clear();
+                    continue;
+                }
+                c if coordinator_moved(c) => {
+                    m.reconnect(&mut self.leaders, client_id)?;
+                    continue;
+                }
+                c => return Err(group_error("SyncGroup", &group, c)),
+            }
+            let assigned = groups::decode_assignment(&r.assignment)?;
+            let now = Instant::now();
+            m.next_heartbeat = now + m.config.heartbeat_interval;
+            m.next_commit = m.config.auto_commit.map(|every| now + every);
+            return Ok(assigned
+                .into_iter()
+                .filter(|(t, _)| *t == self.topic)
+                .map(|(_, p)| p)
+                .collect());
+        }
+    }
+
+    /// The leader's assignment of every subscribed topic's partitions.
+    fn assign(
+        &mut self,
+        protocol: &str,
+        subscriptions: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Vec<SyncGroupRequestAssignment>, Stop> {
+        let mut topics: Vec<&str> = subscriptions
+            .values()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        topics.sort_unstable();
+        topics.dedup();
+        let response = self.leaders.any()?.metadata(Some(&topics), false)?;
+        let partitions: BTreeMap<String, i32> = client::topics_of(&response)
+            .into_iter()
+            .filter(|(code, _)| *code == 0)
+            .map(|(_, info)| (info.name, info.partitions.len() as i32))
+            .collect();
+        let assignment = match protocol {
+            "range" => assign_range(subscriptions, &partitions),
+            "roundrobin" => assign_roundrobin(subscriptions, &partitions),
+            other => {
+                return Err(format!(
+                    "the group chose assignor {other:?}, which this consumer does not run"
+                )
+                .into())
+            }
+        };
+        Ok(assignment
+            .into_iter()
+            .map(|(member, parts)| {
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(s(&member))
+                    .with_assignment(groups::encode_assignment(&parts))
+            })
+            .collect())
+    }
+
+    /// Replaces the assigned partitions; each starts at the group's
+    /// committed offset, else per auto.offset.reset.
+    fn take_assignment(&mut self, partitions: &[i32]) -> Result<(), Stop> {
+        let infos = self.partitions(None)?;
+        let fetch_bytes = self.config.partition_max_bytes.max(1);
+        self.assigned = partitions
+            .iter()
+            .filter_map(|p| infos.iter().find(|i| i.index == *p))
+            .map(|p| Assigned {
+                partition: p.index,
+                leader: p.leader,
+                position: -1,
+                fetch_bytes,
+            })
+            .collect();
+        let tps: Vec<groups::Tp> = self
+            .assigned
+            .iter()
+            .map(|a| (self.topic.clone(), a.partition))
+            .collect();
+        let member = self.member.as_mut().expect("a group member");
+        let committed = if tps.is_empty() {
+            BTreeMap::new()
+        } else {
+            groups::committed_offsets(&mut member.coordinator, &member.config.id, Some(&tps))?
+        };
+        let mut missing = Vec::new();
+        for (i, a) in self.assigned.iter_mut().enumerate() {
+            match committed.get(&(self.topic.clone(), a.partition)) {
+                Some(&offset) => a.position = offset,
+                None => missing.push(i),
+            }
+        }
+        if !missing.is_empty() {
+            self.reset(&missing)?;
+        }
+        Ok(())
+    }
+
+    /// Commits every assigned partition's position with the member's
+    /// generation.
+    fn commit_positions(&mut self) -> Result<(), ClientError> {
+        let Some(m) = self.member.as_mut() else {
+            return Ok(());
+        };
+        let offsets: BTreeMap<groups::Tp, i64> = self
+            .assigned
+            .iter()
+            .filter(|a| a.position >= 0)
+            .map(|a| ((self.topic.clone(), a.partition), a.position))
+            .collect();
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        groups::commit_offsets(
+            &mut m.coordinator,
+            &m.config.id,
+            Some((m.generation, &m.member_id)),
+            &offsets,
+        )
+    }
+
+    /// Heartbeats and commits when due; rejoins when the group
+    /// rebalances (committing first, as Kafka's consumer does when it
+    /// gives its partitions up).
+    fn group_tick(&mut self) -> Result<(), Stop> {
+        let Some(m) = self.member.as_mut() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if m.next_commit.is_some_and(|t| now >= t) {
+            m.next_commit = m.config.auto_commit.map(|every| now + every);
+            if let Err(e) = self.commit_positions() {
+                eprintln!("WARN: offset commit failed: {e}");
+            }
+        }
+        let m = self.member.as_mut().expect("checked");
+        if now < m.next_heartbeat {
+            return Ok(());
+        }
+        m.next_heartbeat = now + m.config.heartbeat_interval;
+        let hb = HeartbeatRequest::default()
+            .with_group_id(GroupId(s(&m.config.id)))
+            .with_generation_id(m.generation)
+            .with_member_id(s(&m.member_id));
+        let code = m.coordinator.send(&hb)?.error_code;
+        match code {
+            0 => return Ok(()),
+            REBALANCE_IN_PROGRESS => {
+                if m.config.auto_commit.is_some() {
+                    if let Err(e) = self.commit_positions() {
+                        eprintln!("WARN: offset commit before rejoining failed: {e}");
+                    }
+                }
+            }
+            UNKNOWN_MEMBER_ID => m.member_id.clear(),
+            ILLEGAL_GENERATION => {}
+            c if coordinator_moved(c) => {
+                let client_id = self.config.client_id.clone();
+                let m = self.member.as_mut().expect("checked");
+                m.reconnect(&mut self.leaders, &client_id)?;
+            }
+            c => return Err(group_error("Heartbeat", &m.config.id.clone(), c)),
+        }
+        self.assigned.clear();
+        self.join_group()
+    }
+
+    /// On exit: commits the positions (with auto-commit on) and leaves
+    /// the group, so the others get its partitions at once.
+    fn leave_group(&mut self) {
+        let Some(auto_commit) = self.member.as_ref().map(|m| m.config.auto_commit.is_some()) else {
+            return;
+        };
+        if auto_commit && self.member.as_ref().is_some_and(|m| m.generation >= 0) {
+            if let Err(e) = self.commit_positions() {
+                eprintln!("WARN: offset commit on exit failed: {e}");
+            }
+        }
+        let m = self.member.as_mut().expect("checked");
+        if m.member_id.is_empty() {
+            return;
+        }
+        let mut leave = LeaveGroupRequest::default().with_group_id(GroupId(s(&m.config.id)));
+        let version = match m.coordinator.version::<LeaveGroupRequest>() {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("WARN: leaving the group failed: {e}");
+                return;
+            }
+        };
+        if version >= 3 {
+            leave.members = vec![MemberIdentity::default().with_member_id(s(&m.member_id))];
+        } else {
+            leave.member_id = s(&m.member_id);
+        }
+        match m.coordinator.roundtrip(version, &leave) {
+            Ok(r) if r.error_code == 0 => {}
+            Ok(r) => eprintln!(
+                "WARN: leaving the group failed: {}",
+                client::error_name(r.error_code)
+            ),
+            Err(e) => eprintln!("WARN: leaving the group failed: {e}"),
+        }
+    }
+}
+
 /// Set by SIGINT/SIGTERM: the fetch loop stops after the current poll
 /// (at most `fetch.max.wait.ms`) and the count is still reported, as
 /// Kafka's shutdown hook does.
@@ -720,8 +1242,10 @@ fn consume(args: &ConsumerArgs, config: ConsumerConfig, consumed: &mut u64) -> R
         formatter,
         max_messages: args.max_messages,
         consumed: 0,
+        member: None,
     };
     let outcome = fetch_loop(&mut consumer, args);
+    consumer.leave_group();
     *consumed = consumer.consumed;
     match outcome {
         Stop::Done => Ok(()),
@@ -743,6 +1267,13 @@ fn run_fetch_loop(consumer: &mut Consumer, args: &ConsumerArgs) -> Result<(), St
     let timeout = args.timeout_ms.map(Duration::from_millis);
     let mut last_message = Instant::now();
     let partitions = consumer.partitions(timeout.map(|t| last_message + t))?;
+    if let Some(group) = consumer.config.group.clone() {
+        let client_id = consumer.config.client_id.clone();
+        consumer.member = Some(Member::connect(&mut consumer.leaders, group, &client_id)?);
+        consumer.join_group()?;
+        last_message = Instant::now();
+        return print_loop(consumer, timeout, last_message);
+    }
     consumer.assigned = partitions
         .iter()
         .filter(|p| args.partition.is_none_or(|want| want == p.index))
@@ -768,6 +1299,16 @@ fn run_fetch_loop(consumer: &mut Consumer, args: &ConsumerArgs) -> Result<(), St
         Start::Latest => consumer.list_offsets(&all, LATEST_TIMESTAMP)?,
         Start::Offset(n) => consumer.assigned.iter_mut().for_each(|a| a.position = n),
     }
+    print_loop(consumer, timeout, last_message)
+}
+
+/// Polls and prints until the end condition; a group member also
+/// heartbeats, commits and rejoins between polls.
+fn print_loop(
+    consumer: &mut Consumer,
+    timeout: Option<Duration>,
+    mut last_message: Instant,
+) -> Result<(), Stop> {
     let stdout = std::io::stdout();
     let mut out = Vec::new();
     loop {
@@ -782,7 +1323,14 @@ fn run_fetch_loop(consumer: &mut Consumer, args: &ConsumerArgs) -> Result<(), St
             }
             max_wait_ms = max_wait_ms.min(left.as_millis().try_into().unwrap_or(i32::MAX));
         }
-        let polled = consumer.poll(&mut out, max_wait_ms);
+        let polled = if consumer.assigned.is_empty() {
+            // A member without partitions (more members than partitions)
+            // only heartbeats.
+            std::thread::sleep(Duration::from_millis(max_wait_ms.max(0) as u64));
+            Ok(false)
+        } else {
+            consumer.poll(&mut out, max_wait_ms)
+        };
         let write = stdout
             .lock()
             .write_all(&out)
@@ -799,6 +1347,7 @@ fn run_fetch_loop(consumer: &mut Consumer, args: &ConsumerArgs) -> Result<(), St
         if polled? {
             last_message = Instant::now();
         }
+        consumer.group_tick()?;
     }
 }
 
@@ -955,8 +1504,75 @@ mod tests {
         assert!(args(&["--offset", "7"]).is_err());
         assert!(args(&["--partition", "1", "--offset", "-3"]).is_err());
         assert!(args(&["--partition", "1", "--offset", "1", "--from-beginning"]).is_err());
-        assert!(args(&["--group", "g"])
-            .expect_err("refused")
-            .contains("not supported yet"));
+        let group = args(&["--group", "g"])
+            .expect("valid")
+            .group
+            .expect("a group");
+        assert_eq!(group.id, "g");
+        assert_eq!(group.strategies, vec!["range", "roundrobin"]);
+        assert_eq!(group.auto_commit, Some(Duration::from_secs(5)));
+        assert!(args(&["--group", "g", "--partition", "1"]).is_err());
+        assert!(args(&[
+            "--group",
+            "g",
+            "--consumer-property",
+            "partition.assignment.strategy=cooperative-sticky"
+        ])
+        .is_err());
+        assert!(args(&["--group", "g", "--consumer-property", "group.id=h"]).is_err());
+        let by_property = args(&["--consumer-property", "group.id=h"]).expect("valid");
+        assert_eq!(by_property.group.expect("a group").id, "h");
+    }
+
+    fn subscriptions(members: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+        members
+            .iter()
+            .map(|(m, ts)| {
+                (
+                    (*m).to_owned(),
+                    ts.iter().map(|t| (*t).to_owned()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn flat(a: &Assignment) -> Vec<(String, String, Vec<i32>)> {
+        a.iter()
+            .flat_map(|(m, ts)| {
+                ts.iter()
+                    .map(move |(t, p)| (m.clone(), t.clone(), p.clone()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn assignors_match_kafkas() {
+        let subs = subscriptions(&[("c", &["t"]), ("a", &["t", "u"]), ("b", &["t"])]);
+        let parts: BTreeMap<String, i32> = [("t".to_owned(), 7), ("u".to_owned(), 2)].into();
+        // Range: 7 over a, b, c is 3, 2, 2; u only to a.
+        assert_eq!(
+            flat(&assign_range(&subs, &parts)),
+            vec![
+                ("a".into(), "t".into(), vec![0, 1, 2]),
+                ("a".into(), "u".into(), vec![0, 1]),
+                ("b".into(), "t".into(), vec![3, 4]),
+                ("c".into(), "t".into(), vec![5, 6]),
+            ]
+        );
+        // Round robin: t-0..6 dealt a, b, c, a, ...; u skips b and c.
+        assert_eq!(
+            flat(&assign_roundrobin(&subs, &parts)),
+            vec![
+                ("a".into(), "t".into(), vec![0, 3, 6]),
+                ("a".into(), "u".into(), vec![0, 1]),
+                ("b".into(), "t".into(), vec![1, 4]),
+                ("c".into(), "t".into(), vec![2, 5]),
+            ]
+        );
+        // More members than partitions: the last get nothing.
+        let one: BTreeMap<String, i32> = [("t".to_owned(), 1)].into();
+        let a = assign_range(&subs, &one);
+        assert_eq!(a["a"]["t"], vec![0]);
+        assert!(a["b"].is_empty() && a["c"].is_empty());
     }
 }
