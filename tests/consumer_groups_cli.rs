@@ -126,6 +126,7 @@ struct Row {
     log_end: String,
     lag: String,
     consumer_id: String,
+    host: String,
     client_id: String,
 }
 
@@ -158,9 +159,7 @@ fn describe(broker: &Broker, group: &str) -> (Vec<Row>, String) {
         );
         for line in lines {
             let c: Vec<&str> = line.split_whitespace().collect();
-            assert!(c.len() >= 8 && c[0] == group, "row {line:?} in\n{stdout}");
-            // HOST may be empty on brokers that do not record it; the
-            // client id is the last column.
+            assert!(c.len() == 9 && c[0] == group, "row {line:?} in\n{stdout}");
             rows.push(Row {
                 topic: c[1].into(),
                 partition: c[2].into(),
@@ -168,7 +167,8 @@ fn describe(broker: &Broker, group: &str) -> (Vec<Row>, String) {
                 log_end: c[4].into(),
                 lag: c[5].into(),
                 consumer_id: c[6].into(),
-                client_id: c[c.len() - 1].into(),
+                host: c[7].into(),
+                client_id: c[8].into(),
             });
         }
     }
@@ -266,6 +266,7 @@ fn consumer_groups_describes_resets_and_deletes_a_librdkafka_group() {
         assert_eq!(row.log_end, end.to_string(), "{out}");
         assert_eq!(row.lag, (end - current).to_string(), "{out}");
         assert!(row.consumer_id.starts_with("pyclient-"), "{out}");
+        assert_eq!(row.host, "/127.0.0.1", "{out}");
         assert_eq!(row.client_id, "pyclient", "{out}");
     }
     assert!(!out.contains("no active members"), "{out}");
@@ -317,7 +318,11 @@ fn consumer_groups_describes_resets_and_deletes_a_librdkafka_group() {
     );
     let currents: Vec<&str> = rows.iter().map(|r| r.current.as_str()).collect();
     assert_eq!(currents, ["4", "20", "0"], "{out}");
-    assert!(rows.iter().all(|r| r.consumer_id == "-"), "{out}");
+    assert!(
+        rows.iter()
+            .all(|r| r.consumer_id == "-" && r.host == "-" && r.client_id == "-"),
+        "{out}"
+    );
 
     // Dry run, then the reset to earliest.
     let (ok, stdout, _) = groups(

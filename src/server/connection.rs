@@ -45,7 +45,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
         writer_failed: std::cell::Cell::new(false),
     });
     let writer = rt::spawn(write_loop(stream.clone(), pipeline.clone(), peer));
-    if let Err(reason) = read_loop(&stream, &pipeline, &shard).await {
+    if let Err(reason) = read_loop(&stream, &pipeline, &shard, peer).await {
         eprintln!("closing connection from {peer}: {reason}");
     }
     pipeline.reader_done.set(true);
@@ -58,6 +58,7 @@ async fn read_loop(
     stream: &TcpStream,
     pipeline: &Pipeline,
     shard: &Rc<Shard>,
+    peer: SocketAddr,
 ) -> Result<(), String> {
     let config = &shard.shared.config;
     let idle = Duration::from_millis(config.connections_max_idle_ms);
@@ -106,7 +107,7 @@ async fn read_loop(
                 return Ok(());
             }
         }
-        let handle = rt::spawn(super::handle(request, shard.clone()));
+        let handle = rt::spawn(super::handle(request, shard.clone(), peer));
         pipeline.pending.borrow_mut().push_back(handle);
         pipeline.queued.notify();
     }

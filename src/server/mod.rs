@@ -8,6 +8,7 @@
 pub mod connection;
 pub mod handlers;
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -154,7 +155,7 @@ pub async fn select<A: std::future::Future + Unpin, B: std::future::Future + Unp
 }
 
 /// Parses the header and runs the API's handler.
-pub async fn handle(frame: BytesMut, shard: Rc<Shard>) -> Response {
+pub async fn handle(frame: BytesMut, shard: Rc<Shard>, peer: SocketAddr) -> Response {
     let (header, body_offset) = {
         let body = ringtail_protocol::frame::body(&frame);
         match RequestHeader::parse(body) {
@@ -165,6 +166,7 @@ pub async fn handle(frame: BytesMut, shard: Rc<Shard>) -> Response {
                     api_version: header.api_version,
                     correlation_id: header.correlation_id,
                     client_id: header.client_id.map(str::to_owned),
+                    peer,
                 };
                 (header, offset)
             }
@@ -181,4 +183,7 @@ pub struct Header {
     pub api_version: i16,
     pub correlation_id: CorrelationId,
     pub client_id: Option<String>,
+    /// The client's address (JoinGroup records its host, which
+    /// DescribeGroups reports).
+    pub peer: SocketAddr,
 }

@@ -73,7 +73,8 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
             None
         },
         client_id: header.client_id.clone().unwrap_or_default(),
-        client_host: String::new(),
+        // Kafka's form: InetAddress.toString of the peer, "/127.0.0.1".
+        client_host: format!("/{}", header.peer.ip()),
         session_timeout_ms: request.session_timeout_ms,
         // v0 has no rebalance timeout; Kafka uses the session timeout.
         rebalance_timeout_ms: if v >= 1 {
