@@ -525,6 +525,7 @@ pub fn main(args: &ConsumeArgs) -> Result<bool, String> {
     }
     println!("{}", ConsumeReport::HEADER);
     println!("{}", report.row());
+    eprintln!("{}", crate::stats::cpu_line(report.elapsed));
     Ok(!report.timed_out)
 }
 

@@ -14,14 +14,29 @@
 //!
 //! `--throughput -1` is the closed-loop maximum rate; any positive rate is
 //! an open-loop schedule whose latencies count from each record's intended
-//! send time ([`rate`]). Producer settings keep Kafka's names and
-//! defaults (`--batch-size 16384 --linger-ms 5 --max-in-flight 5
-//! --buffer-memory 33554432 --max-request-size 1048576`). librdkafka sends
-//! one partition per Produce request with up to a million requests in
-//! flight; `--max-request-size 1 --max-in-flight 1000000 --batch-size
-//! 1000000` gives ringtail-perf the same request shape. After a produce
-//! run a line on stderr tells the shape the broker saw (requests, batches
-//! per request, KiB and records per batch).
+//! send time ([`rate`]). Throughput counts acknowledged records (acks=0:
+//! written ones) over the time from the start to the last answer.
+//!
+//! Producer settings keep Kafka's names. `--defaults java` (the default)
+//! starts them from Kafka's Java producer, as `kafka-producer-perf-test`
+//! runs it: `batch.size` 16384, `linger.ms` 5, 5 requests in flight, a
+//! 32 MiB buffer, requests of up to 1 MiB carrying one batch of every
+//! partition that has one, and the uniform sticky partitioner for records
+//! without a key. `--defaults librdkafka` starts them from librdkafka's,
+//! as `rdkafka_performance` runs it (`perf/broker.sh` adds `linger.ms=5
+//! batch.size=1000000`): 1 MB batches, one partition per Produce request,
+//! up to a million requests in flight, a 1 GiB queue. `--batch-size`,
+//! `--linger-ms`, `--max-in-flight`, `--buffer-memory`,
+//! `--max-request-size` (1: one batch per request) and `--partitioner
+//! sticky|round-robin` override single settings; the first stderr line
+//! shows the settings in force. Neither client compresses by default, nor
+//! does ringtail-perf.
+//!
+//! After a produce run a line on stderr tells the request shape the
+//! broker saw (requests, batches per request, KiB and records per
+//! batch); after a produce or consume run another tells the CPU the load
+//! generator used, as a share of one core: near 100% the generator, not
+//! the broker, set the rate.
 //!
 //! # Layout
 //!

@@ -24,10 +24,11 @@
 //! done when its request has been written to the socket, as Kafka's
 //! callback fires then.
 //!
-//! Records without a key go round-robin over the partitions, record by
-//! record; with `--key-size` each record gets a key (its index, zero
-//! padded) and goes to `murmur2(key) % partitions`, Kafka's default
-//! partitioner. Values are one fixed pseudo-random payload whose first 16
+//! Records without a key stick to one partition until batch.size bytes
+//! went to it, then move to the next (Kafka's uniform sticky partitioner;
+//! `--partitioner round-robin` spreads them record by record instead);
+//! with `--key-size` each record gets a key (its index, zero padded) and
+//! goes to `murmur2(key) % partitions`, Kafka's default partitioner. Values are one fixed pseudo-random payload whose first 16
 //! bytes carry the record's intended send time (ns since the Unix epoch)
 //! and its index, which `end-to-end` reads back.
 
@@ -92,7 +93,7 @@ pub struct ProduceArgs {
     /// Replication factor for --create-topic.
     #[arg(long, default_value_t = 1)]
     pub replication_factor: i16,
-    /// Bytes of each record's key (0: no key, round-robin partitions).
+    /// Bytes of each record's key (0: no key; see --partitioner).
     #[arg(long, default_value_t = 0)]
     pub key_size: usize,
     /// Seconds between progress lines (Kafka's perf test: 5).
@@ -100,30 +101,148 @@ pub struct ProduceArgs {
     pub reporting_interval: f64,
 }
 
-/// Producer settings with Kafka's names and defaults (Kafka 4.0:
-/// `linger.ms=5`, `batch.size=16384`, `buffer.memory=32 MiB`).
+/// Whose producer defaults the settings start from (`--defaults`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Defaults {
+    /// Kafka's Java producer (4.0), as `kafka-producer-perf-test` runs it:
+    /// batch.size 16384, linger.ms 5, max.in.flight 5, buffer.memory
+    /// 32 MiB, max.request.size 1 MiB (many partitions' batches per
+    /// request), sticky partitioner.
+    Java,
+    /// librdkafka 2.x, as `rdkafka_performance` runs it: batch.size
+    /// 1000000, linger.ms 5, max.in.flight 1000000, a 1 GiB queue
+    /// (queue.buffering.max.kbytes), one partition's batch per Produce
+    /// request, sticky partitioner.
+    Librdkafka,
+}
+
+/// How records without a key choose their partition (`--partitioner`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partitioner {
+    /// Kafka's uniform sticky partitioner (KIP-794, Kafka 3.3+): stay on
+    /// one partition until batch.size bytes went to it, then move to the
+    /// next. librdkafka also sticks (for sticky.partitioning.linger.ms,
+    /// 10 ms); either way batches fill before they go.
+    Sticky,
+    /// Record by record over the partitions: every partition's batch
+    /// fills at 1/P of the rate, so batches are P times smaller at a
+    /// given linger.
+    RoundRobin,
+}
+
+/// Producer settings with Kafka's names. Each defaults to the value of
+/// the client named by `--defaults` (Java unless told).
 #[derive(Args, Debug, Clone)]
 pub struct Tuning {
-    /// batch.size: bytes a partition's batch may hold before it is sent.
-    #[arg(long, default_value_t = 16384)]
-    pub batch_size: usize,
-    /// linger.ms: how long a batch may wait to fill.
-    #[arg(long, default_value_t = 5.0)]
-    pub linger_ms: f64,
-    /// max.in.flight.requests.per.connection.
-    #[arg(long, default_value_t = 5)]
-    pub max_in_flight: usize,
+    /// Start from this client's producer defaults; the flags below
+    /// override single settings.
+    #[arg(long, value_enum, default_value = "java")]
+    pub defaults: Defaults,
+    /// batch.size: bytes a partition's batch may hold before it is sent
+    /// [java: 16384, librdkafka: 1000000].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// linger.ms: how long a batch may wait to fill [both: 5].
+    #[arg(long)]
+    pub linger_ms: Option<f64>,
+    /// max.in.flight.requests.per.connection [java: 5, librdkafka: 1000000].
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
     /// buffer.memory: record bytes waiting to be sent; the producer stops
-    /// making records while it is full.
-    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    /// making records while it is full [java: 32 MiB, librdkafka: 1 GiB].
+    #[arg(long)]
+    pub buffer_memory: Option<usize>,
+    /// max.request.size: bytes of batches in one Produce request; the
+    /// first batch always goes, so 1 sends one partition per request
+    /// [java: 1048576, librdkafka: 1].
+    #[arg(long)]
+    pub max_request_size: Option<usize>,
+    /// Partition choice for records without a key [both: sticky].
+    #[arg(long, value_enum)]
+    pub partitioner: Option<Partitioner>,
+    /// request.timeout.ms: the longest wait for an answer [both: 30000].
+    #[arg(long)]
+    pub request_timeout_ms: Option<u64>,
+}
+
+/// The producer settings in force: [`Tuning`] with its defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub batch_size: usize,
+    pub linger_ms: f64,
+    pub max_in_flight: usize,
     pub buffer_memory: usize,
-    /// max.request.size: bytes of batches in one Produce request (the
-    /// first batch always goes).
-    #[arg(long, default_value_t = 1024 * 1024)]
     pub max_request_size: usize,
-    /// request.timeout.ms: the longest wait for an answer.
-    #[arg(long, default_value_t = 30_000)]
+    pub partitioner: Partitioner,
     pub request_timeout_ms: u64,
+}
+
+impl Settings {
+    /// The named client's defaults.
+    pub fn defaults(client: Defaults) -> Settings {
+        match client {
+            Defaults::Java => Settings {
+                batch_size: 16_384,
+                linger_ms: 5.0,
+                max_in_flight: 5,
+                buffer_memory: 32 * 1024 * 1024,
+                max_request_size: 1024 * 1024,
+                partitioner: Partitioner::Sticky,
+                request_timeout_ms: 30_000,
+            },
+            Defaults::Librdkafka => Settings {
+                batch_size: 1_000_000,
+                linger_ms: 5.0,
+                max_in_flight: 1_000_000,
+                buffer_memory: 1024 * 1024 * 1024,
+                max_request_size: 1,
+                partitioner: Partitioner::Sticky,
+                request_timeout_ms: 30_000,
+            },
+        }
+    }
+
+    /// `batch.size=.. linger.ms=.. ...`: the line a run prints first.
+    pub fn describe(&self) -> String {
+        format!(
+            "batch.size={} linger.ms={} max.in.flight={} buffer.memory={} max.request.size={} partitioner={}",
+            self.batch_size,
+            self.linger_ms,
+            self.max_in_flight,
+            self.buffer_memory,
+            self.max_request_size,
+            match self.partitioner {
+                Partitioner::Sticky => "sticky",
+                Partitioner::RoundRobin => "round-robin",
+            }
+        )
+    }
+}
+
+impl Tuning {
+    /// The settings in force, checked.
+    pub fn resolve(&self) -> Result<Settings, String> {
+        let d = Settings::defaults(self.defaults);
+        let s = Settings {
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            linger_ms: self.linger_ms.unwrap_or(d.linger_ms),
+            max_in_flight: self.max_in_flight.unwrap_or(d.max_in_flight),
+            buffer_memory: self.buffer_memory.unwrap_or(d.buffer_memory),
+            max_request_size: self.max_request_size.unwrap_or(d.max_request_size),
+            partitioner: self.partitioner.unwrap_or(d.partitioner),
+            request_timeout_ms: self.request_timeout_ms.unwrap_or(d.request_timeout_ms),
+        };
+        if s.max_in_flight == 0 {
+            return Err("--max-in-flight must be at least 1".into());
+        }
+        if !(s.linger_ms >= 0.0 && s.linger_ms.is_finite()) {
+            return Err("--linger-ms must be a number >= 0".into());
+        }
+        if s.batch_size == 0 {
+            return Err("--batch-size must be at least 1".into());
+        }
+        Ok(s)
+    }
 }
 
 /// Kafka's `acks` spelling to the wire value.
@@ -148,7 +267,7 @@ pub struct Plan {
     pub producers: usize,
     pub partitions: Vec<PartitionLeader>,
     pub layout: Layout,
-    pub tuning: Tuning,
+    pub settings: Settings,
     pub reporting_interval: Option<Duration>,
 }
 
@@ -209,12 +328,7 @@ pub fn plan(args: &ProduceArgs) -> Result<Plan, String> {
     if args.producers == 0 {
         return Err("--producers must be at least 1".into());
     }
-    if args.tuning.max_in_flight == 0 {
-        return Err("--max-in-flight must be at least 1".into());
-    }
-    if !(args.tuning.linger_ms >= 0.0 && args.tuning.linger_ms.is_finite()) {
-        return Err("--linger-ms must be a number >= 0".into());
-    }
+    let settings = args.tuning.resolve()?;
     let create = args
         .create_topic
         .then(|| (args.partitions.unwrap_or(16), args.replication_factor));
@@ -246,7 +360,7 @@ pub fn plan(args: &ProduceArgs) -> Result<Plan, String> {
         producers: args.producers,
         partitions,
         layout,
-        tuning: args.tuning.clone(),
+        settings,
         reporting_interval: (interval > 0.0 && interval.is_finite())
             .then(|| Duration::from_secs_f64(interval)),
     })
@@ -362,6 +476,35 @@ fn report_until_done(
     }
 }
 
+/// The sticky partitioner's state: the partition records without a key
+/// go to, and the batch bytes it has taken since it became current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sticky {
+    pub current: usize,
+    pub bytes: usize,
+}
+
+impl Sticky {
+    /// After a record of `appended` batch bytes went to the current
+    /// partition: move to the next of `partitions` once another record
+    /// (at most `record_max` bytes) would take it past `batch_size`
+    /// (KIP-794: a partition keeps the records until batch.size bytes
+    /// went to it).
+    pub fn appended(
+        &mut self,
+        appended: usize,
+        record_max: usize,
+        batch_size: usize,
+        partitions: usize,
+    ) {
+        self.bytes += appended;
+        if self.bytes + record_max > batch_size {
+            self.current = (self.current + 1) % partitions.max(1);
+            self.bytes = 0;
+        }
+    }
+}
+
 struct OpenBatch {
     builder: BatchBuilder,
     intended_ns: Vec<u64>,
@@ -391,7 +534,7 @@ struct Producer {
     topic: String,
     schedule: Schedule,
     acks: i16,
-    tuning: Tuning,
+    tuning: Settings,
     linger: Duration,
     version: i16,
     record_bytes: u64,
@@ -407,6 +550,7 @@ struct Producer {
     key: Vec<u8>,
     /// The next of this producer's records to make (0-based, local).
     next: u64,
+    sticky: Sticky,
     pending_bytes: usize,
     next_correlation: i32,
     seen_completions: u64,
@@ -423,7 +567,7 @@ impl Producer {
         start_wall_ns: u64,
         stats: Arc<Mutex<Stats>>,
     ) -> Result<Producer, String> {
-        let timeout = Duration::from_millis(plan.tuning.request_timeout_ms);
+        let timeout = Duration::from_millis(plan.settings.request_timeout_ms);
         let mut leaders: Vec<i32> = plan.partitions.iter().map(|p| p.leader).collect();
         leaders.sort_unstable();
         leaders.dedup();
@@ -474,8 +618,8 @@ impl Producer {
             topic: plan.topic.clone(),
             schedule: plan.schedule,
             acks: plan.acks,
-            tuning: plan.tuning.clone(),
-            linger: Duration::from_secs_f64(plan.tuning.linger_ms / 1000.0),
+            tuning: plan.settings.clone(),
+            linger: Duration::from_secs_f64(plan.settings.linger_ms / 1000.0),
             version: plan.layout.produce_version,
             record_bytes: (plan.record_size + plan.key_size) as u64,
             record_bytes_max: plan.record_size + plan.key_size + RECORD_OVERHEAD_MAX,
@@ -496,6 +640,11 @@ impl Producer {
             payload: payload(plan.record_size, id as u64),
             key: vec![b'0'; plan.key_size],
             next: 0,
+            // Producers start on different partitions.
+            sticky: Sticky {
+                current: id % plan.partitions.len().max(1),
+                bytes: 0,
+            },
             pending_bytes: 0,
             next_correlation: 0,
             seen_completions: 0,
@@ -553,7 +702,10 @@ impl Producer {
     fn choose_partition(&mut self, index: u64) -> usize {
         let n = self.partitions.len();
         if self.key_size == 0 {
-            return ((self.id as u64 + self.next) % n as u64) as usize;
+            return match self.tuning.partitioner {
+                Partitioner::Sticky => self.sticky.current,
+                Partitioner::RoundRobin => ((self.id as u64 + self.next) % n as u64) as usize,
+            };
         }
         fill_key(&mut self.key, index);
         (murmur2(&self.key) & 0x7fff_ffff) as usize % n
@@ -579,13 +731,19 @@ impl Producer {
         }
         let batch = batches.back_mut().expect("pushed above");
         let key = (self.key_size > 0).then_some(&self.key[..]);
+        let before = batch.builder.size_bytes();
         batch
             .builder
             .append(timestamp_ms, key, Some(&self.payload), &[]);
         batch.intended_ns.push(intended_ns);
         // Closed as Kafka closes a batch: when the next record would not fit.
         batch.full = batch.builder.size_bytes() + record_max > batch_size;
+        let appended = batch.builder.size_bytes() - before;
         self.pending_bytes += self.record_bytes as usize;
+        if self.key_size == 0 && self.tuning.partitioner == Partitioner::Sticky {
+            self.sticky
+                .appended(appended, record_max, batch_size, self.partitions.len());
+        }
     }
 
     fn all_empty(&self) -> bool {
@@ -941,24 +1099,24 @@ pub fn read_stamp(value: &[u8]) -> Option<(u64, u64)> {
 pub fn main(args: &ProduceArgs) -> Result<bool, String> {
     let plan = plan(args)?;
     eprintln!(
-        "producing {} records of {} B to {} ({} partitions) at {}, acks={}, {} producer(s), batch.size={} linger.ms={} max.in.flight={}",
+        "producing {} records of {} B to {} ({} partitions) at {}, acks={}, {} producer(s), {}",
         plan.records,
         plan.record_size,
         plan.topic,
         plan.partitions.len(),
         match plan.schedule {
-            Schedule::Open { records_per_sec } => format!("{records_per_sec} records/sec (open loop)"),
+            Schedule::Open { records_per_sec } =>
+                format!("{records_per_sec} records/sec (open loop)"),
             Schedule::Closed => "the maximum rate (closed loop)".into(),
         },
         args.acks,
         plan.producers,
-        plan.tuning.batch_size,
-        plan.tuning.linger_ms,
-        plan.tuning.max_in_flight,
+        plan.settings.describe(),
     );
     let outcome = run(&plan)?;
     println!("{}", outcome.done.summary_line("sent", outcome.elapsed));
     eprintln!("{}", outcome.shape_line());
+    eprintln!("{}", crate::stats::cpu_line(outcome.elapsed));
     if let Some(line) = outcome.failure_line() {
         eprintln!("{line}");
     }
@@ -986,6 +1144,96 @@ mod tests {
         value[8..16].copy_from_slice(&7u64.to_be_bytes());
         assert_eq!(read_stamp(&value), Some((123, 7)));
         assert_eq!(read_stamp(&value[..15]), None);
+    }
+
+    fn tuning(defaults: Defaults) -> Tuning {
+        Tuning {
+            defaults,
+            batch_size: None,
+            linger_ms: None,
+            max_in_flight: None,
+            buffer_memory: None,
+            max_request_size: None,
+            partitioner: None,
+            request_timeout_ms: None,
+        }
+    }
+
+    #[test]
+    fn settings_start_from_the_named_clients_defaults() {
+        let java = tuning(Defaults::Java).resolve().expect("valid");
+        assert_eq!(java, Settings::defaults(Defaults::Java));
+        assert_eq!(
+            (java.batch_size, java.max_in_flight, java.max_request_size),
+            (16_384, 5, 1_048_576)
+        );
+        let rdkafka = tuning(Defaults::Librdkafka).resolve().expect("valid");
+        assert_eq!(
+            (
+                rdkafka.batch_size,
+                rdkafka.max_in_flight,
+                rdkafka.max_request_size
+            ),
+            (1_000_000, 1_000_000, 1)
+        );
+        assert_eq!(rdkafka.linger_ms, 5.0);
+        assert_eq!(rdkafka.partitioner, Partitioner::Sticky);
+        // A flag overrides one setting and keeps the rest.
+        let mut t = tuning(Defaults::Librdkafka);
+        t.max_in_flight = Some(5);
+        t.partitioner = Some(Partitioner::RoundRobin);
+        let s = t.resolve().expect("valid");
+        assert_eq!((s.max_in_flight, s.batch_size), (5, 1_000_000));
+        assert_eq!(s.partitioner, Partitioner::RoundRobin);
+        assert!(s.describe().contains("partitioner=round-robin"));
+        for bad in [
+            Tuning {
+                max_in_flight: Some(0),
+                ..tuning(Defaults::Java)
+            },
+            Tuning {
+                linger_ms: Some(-1.0),
+                ..tuning(Defaults::Java)
+            },
+            Tuning {
+                batch_size: Some(0),
+                ..tuning(Defaults::Java)
+            },
+        ] {
+            assert!(bad.resolve().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sticky_partitioner_moves_on_after_batch_size_bytes() {
+        // Records of 1040 batch bytes (at most 1060): a 16 KiB batch.size
+        // takes 15 of them (15 * 1040 + 1060 > 16384), then the next
+        // partition.
+        let mut s = Sticky {
+            current: 2,
+            bytes: 0,
+        };
+        let mut per_partition = Vec::new();
+        let mut count = 0;
+        for _ in 0..100 {
+            let before = s.current;
+            s.appended(1040, 1060, 16_384, 3);
+            count += 1;
+            if s.current != before {
+                per_partition.push((before, count));
+                count = 0;
+            }
+        }
+        assert_eq!(&per_partition[..4], &[(2, 15), (0, 15), (1, 15), (2, 15)]);
+        // One partition: it stays.
+        let mut one = Sticky {
+            current: 0,
+            bytes: 0,
+        };
+        for _ in 0..100 {
+            one.appended(1040, 1060, 16_384, 1);
+            assert_eq!(one.current, 0);
+        }
     }
 
     #[test]

@@ -123,6 +123,30 @@ impl Tally {
     }
 }
 
+/// CPU seconds this process has used so far: (user, system).
+pub fn cpu_seconds() -> (f64, f64) {
+    // SAFETY: getrusage(2) fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return (0.0, 0.0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(usage.ru_utime), secs(usage.ru_stime))
+}
+
+/// `load generator CPU: U s user + S s sys over E s (P% of one core)`:
+/// near 100% the load generator, not the broker, may set the rate.
+pub fn cpu_line(elapsed: Duration) -> String {
+    let (user, sys) = cpu_seconds();
+    let wall = elapsed.as_secs_f64();
+    let share = if wall > 0.0 {
+        (user + sys) / wall * 100.0
+    } else {
+        0.0
+    };
+    format!("load generator CPU: {user:.2} s user + {sys:.2} s sys over {wall:.2} s ({share:.0}% of one core)")
+}
+
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }

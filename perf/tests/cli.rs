@@ -296,3 +296,64 @@ fn bad_arguments_fail_cleanly() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--acks"));
 }
+
+/// The request-shape line a produce run prints on stderr:
+/// (requests, batches per request).
+fn request_shape(output: &Output) -> (u64, f64) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" Produce requests, "))
+        .unwrap_or_else(|| panic!("no request shape in {stderr}"));
+    let words: Vec<&str> = line.split([' ', '(']).collect();
+    let requests = words[0].parse().expect("request count");
+    let per = words
+        .iter()
+        .position(|w| w.starts_with("batches/request"))
+        .map(|i| words[i - 1].parse().expect("batches per request"))
+        .expect("batches/request");
+    (requests, per)
+}
+
+#[test]
+fn client_defaults_set_the_request_shape() {
+    let broker = Broker::start("shape");
+    let run = |topic: &str, extra: &[&str]| {
+        let mut args = vec![
+            "produce",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--topic",
+            topic,
+            "--num-records",
+            "4000",
+            "--record-size",
+            "1024",
+            "--throughput",
+            "-1",
+            "--partitions",
+            "4",
+            "--create-topic",
+        ];
+        args.extend_from_slice(extra);
+        let output = perf(&args);
+        assert!(output.status.success(), "produce {extra:?} failed");
+        let summary = parse_line(stdout_lines(&output).last().expect("summary")).expect("parses");
+        assert_eq!(summary.records, 4000);
+        output
+    };
+    // librdkafka's shape: one partition's batch per request, batches up to
+    // 1 MB; 4000 KiB of records cannot go in fewer than 4 requests.
+    let rdkafka = run("shape-rdkafka", &["--defaults", "librdkafka"]);
+    let stderr = String::from_utf8_lossy(&rdkafka.stderr);
+    assert!(stderr.contains("batch.size=1000000"), "{stderr}");
+    assert!(stderr.contains("max.in.flight=1000000"), "{stderr}");
+    let (requests, per) = request_shape(&rdkafka);
+    assert_eq!(per, 1.0);
+    assert!(requests >= 4, "{requests} requests");
+    // Java's shape, records spread over the partitions record by record:
+    // each request carries a batch of every partition.
+    let java = run("shape-java", &["--partitioner", "round-robin"]);
+    let (_, per) = request_shape(&java);
+    assert!(per > 1.0, "{per} batches/request");
+}
