@@ -122,8 +122,24 @@ fn wait_for_signal(set: &libc::sigset_t) -> i32 {
     signal
 }
 
+/// Keeps freed request buffers in the allocator instead of handing them
+/// back to the kernel. Produce requests are up to `message.max.bytes`
+/// (1 MiB) each and live until their batch is written; with glibc's
+/// defaults every such buffer was returned (munmap or heap trim) and the
+/// next one faulted its pages in again, zeroed: 17% of a shard's CPU under
+/// `acks=all` load was page faults. A broker's memory is meant to be
+/// reused, so raise the thresholds once at start.
+fn keep_freed_buffers() {
+    // SAFETY: mallopt only changes glibc allocator tunables.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
 /// Runs the broker until SIGINT or SIGTERM.
 pub fn run(config: BrokerConfig) -> Result<(), String> {
+    keep_freed_buffers();
     let mut cluster_id = None;
     for dir in &config.log_dirs {
         std::fs::create_dir_all(dir)
