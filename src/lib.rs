@@ -11,6 +11,8 @@
 //!   parked fetches.
 //! - [`group`]: the group coordinator (consumer groups, committed
 //!   offsets in `__consumer_offsets`).
+//! - [`replication`]: the sans-IO replication core: ISR, high watermark,
+//!   `acks=all`, truncation by leader epoch, and its simulator.
 //! - [`metadata`]: the topic table (names, ids, partition counts, configs).
 //! - [`producer_ids`]: producer ids for InitProducerId, persisted in blocks.
 //! - [`broker`]: start-up, signals and clean shutdown.
@@ -27,5 +29,6 @@ pub mod group;
 pub mod metadata;
 pub mod partition;
 pub mod producer_ids;
+pub mod replication;
 pub mod server;
 pub mod shard;
