@@ -95,6 +95,17 @@ pub struct BrokerConfig {
     /// `coordinator.client.port`: the tools' port (ZooKeeper's
     /// `clientPort`). Unset: 2181 when free, else none, with a warning.
     pub coordinator_client_port: Option<u16>,
+    /// `producer.id.expiration.ms`: idle idempotent producers' state is
+    /// dropped after this long (Kafka's default: one day).
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms` (Kafka's default: 10 min);
+    /// checked on the housekeeping pass, so at most that often.
+    pub producer_id_expiration_check_interval_ms: i64,
+    /// `offsets.retention.minutes` in ms: committed offsets of an empty
+    /// group expire after this long (Kafka's default: 7 days).
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms` (Kafka's default: 10 min).
+    pub offsets_retention_check_interval_ms: i64,
 }
 
 /// One voter of the coordinator ensemble.
@@ -156,6 +167,10 @@ impl Default for BrokerConfig {
             port: 9092,
         };
         BrokerConfig {
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
+            offsets_retention_ms: 10_080 * 60_000,
+            offsets_retention_check_interval_ms: 600_000,
             broker_id: 0,
             listeners: vec![listener.clone()],
             advertised_listeners: vec![listener],
@@ -205,6 +220,8 @@ const IGNORED: &[&str] = &[
     "listener.security.protocol.map",
     "inter.broker.listener.name",
     "log.cleaner.enable",
+    // Transactions are not implemented: no transactional id state to expire.
+    "transactional.id.expiration.ms",
 ];
 
 /// Reads `key=value` lines (`#` and `!` comments, blank lines).
@@ -416,6 +433,16 @@ impl BrokerConfig {
                     c.coordinator_data_dir = Some(PathBuf::from(v));
                 }
                 "coordinator.client.port" => c.coordinator_client_port = Some(at_least(k, v, 1)?),
+                "producer.id.expiration.ms" => c.producer_id_expiration_ms = at_least(k, v, 1)?,
+                "producer.id.expiration.check.interval.ms" => {
+                    c.producer_id_expiration_check_interval_ms = at_least(k, v, 1)?
+                }
+                "offsets.retention.minutes" => {
+                    c.offsets_retention_ms = at_least::<i64>(k, v, 1)?.saturating_mul(60_000)
+                }
+                "offsets.retention.check.interval.ms" => {
+                    c.offsets_retention_check_interval_ms = at_least(k, v, 1)?
+                }
                 _ if IGNORED.contains(&k) => notes.ignored.push(k.to_string()),
                 _ => notes.unknown.push(k.to_string()),
             }

@@ -6,8 +6,9 @@
 //! watermark is the written log end (the ISR is the leader alone).
 
 pub mod producers;
+pub mod snapshot;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,6 +30,22 @@ pub struct Partition {
     waiters: RefCell<Vec<Arc<DataWaiter>>>,
     /// Idempotent producers' sequences (see [`producers`]).
     pub producers: RefCell<producers::ProducerStates>,
+    /// When producer snapshots are taken (see [`snapshot`]).
+    producer_snapshots: ProducerSnapshots,
+}
+
+/// Producer snapshot bookkeeping of one partition.
+struct ProducerSnapshots {
+    /// The offset of the newest snapshot written or loaded.
+    last_offset: Cell<Option<i64>>,
+    /// The active segment's base as of the last append.
+    segment_base: Cell<Option<i64>>,
+    /// A roll happened; snapshot as soon as no append is queued.
+    due: Cell<bool>,
+    /// Wall clock of the last expiry pass.
+    expired_at_ms: Cell<i64>,
+    expiration_ms: i64,
+    expiration_check_interval_ms: i64,
 }
 
 /// A parked fetch, shared with the owner shards of the partitions it reads.
@@ -105,13 +122,15 @@ impl Partition {
     ) -> Result<Partition, LogError> {
         let dir = locate_dir(&broker.log_dirs, &topic.name, index);
         let log = Log::open(dir, log_config(broker, &topic)).await?;
+        let (producers, snapshots) = load_producers(broker, &topic.name, index, &log).await?;
         Ok(Partition {
             topic,
             index,
             log,
             leader_epoch: 0,
             waiters: RefCell::new(Vec::new()),
-            producers: RefCell::new(producers::ProducerStates::default()),
+            producers: RefCell::new(producers),
+            producer_snapshots: snapshots,
         })
     }
 
@@ -126,7 +145,8 @@ impl Partition {
     /// Appends a validated client batch as leader and wakes parked fetches.
     pub async fn append(&self, batch: BytesMut) -> Result<AppendInfo, LogError> {
         let result = self.log.append(batch, self.leader_epoch).await;
-        if result.is_ok() {
+        if let Ok(info) = &result {
+            self.after_append(info);
             for waiter in self.waiters.borrow_mut().drain(..) {
                 waiter.wake();
             }
@@ -139,5 +159,111 @@ impl Partition {
         let mut waiters = self.waiters.borrow_mut();
         waiters.retain(|w| !w.done.load(Ordering::Acquire));
         waiters.push(waiter);
+    }
+}
+
+/// Rebuilds the producer state at open (snapshot plus scan, see
+/// [`snapshot::load`]), drops expired producers, and writes a fresh
+/// snapshot when the scan had work to do, so the next open has less.
+async fn load_producers(
+    broker: &BrokerConfig,
+    topic: &str,
+    index: i32,
+    log: &Log,
+) -> Result<(producers::ProducerStates, ProducerSnapshots), LogError> {
+    let (mut state, loaded) = snapshot::load(log).await?;
+    let now = ringtail_io::log::system_clock_ms();
+    let expired = state.expire(now, broker.producer_id_expiration_ms);
+    let mut last_offset = loaded.snapshot;
+    if loaded.batches_replayed > 0 || !loaded.discarded.is_empty() || expired > 0 {
+        match snapshot::write(log.dir(), loaded.end, &state, false) {
+            Ok(()) => {
+                last_offset = Some(loaded.end);
+                snapshot::prune(log.dir());
+            }
+            Err(e) => eprintln!("{topic}-{index}: producer snapshot: {e}"),
+        }
+        eprintln!(
+            "{topic}-{index}: producer state of {} producers rebuilt from snapshot {:?} and {} batches up to offset {} \
+             ({} snapshots discarded, {expired} producers expired)",
+            state.len(),
+            loaded.snapshot,
+            loaded.batches_replayed,
+            loaded.end,
+            loaded.discarded.len(),
+        );
+    }
+    let snapshots = ProducerSnapshots {
+        last_offset: Cell::new(last_offset),
+        segment_base: Cell::new(None),
+        due: Cell::new(false),
+        expired_at_ms: Cell::new(now),
+        expiration_ms: broker.producer_id_expiration_ms,
+        expiration_check_interval_ms: broker.producer_id_expiration_check_interval_ms,
+    };
+    Ok((state, snapshots))
+}
+
+impl Partition {
+    /// Notes segment rolls (Kafka snapshots producer state at each roll)
+    /// and takes a due snapshot once no append is queued.
+    fn after_append(&self, info: &AppendInfo) {
+        let s = &self.producer_snapshots;
+        // The first append after open only learns the base.
+        let previous = s.segment_base.replace(Some(info.segment_base.0));
+        if previous.is_some_and(|base| base != info.segment_base.0) {
+            s.due.set(true);
+        }
+        if s.due.get() && self.snapshot_producers(false) {
+            s.due.set(false);
+        }
+    }
+
+    /// Writes a producer snapshot at the log end when the log moved since
+    /// the last one and no append is queued (so the state matches the
+    /// offset exactly). Returns whether the state is now covered by a
+    /// snapshot at the log end.
+    pub fn snapshot_producers(&self, sync: bool) -> bool {
+        let offsets = self.log.offsets();
+        if offsets.log_end != offsets.written {
+            return false;
+        }
+        let end = offsets.log_end.0;
+        if self.producer_snapshots.last_offset.get() == Some(end) && !sync {
+            return true;
+        }
+        match snapshot::write(self.log.dir(), end, &self.producers.borrow(), sync) {
+            Ok(()) => {
+                self.producer_snapshots.last_offset.set(Some(end));
+                snapshot::prune(self.log.dir());
+                true
+            }
+            Err(e) => {
+                eprintln!("{}-{}: producer snapshot: {e}", self.topic.name, self.index);
+                false
+            }
+        }
+    }
+
+    /// The periodic pass: expires idle producers (every
+    /// `producer.id.expiration.check.interval.ms` at most) and snapshots
+    /// the state when the log moved.
+    pub fn producer_housekeeping(&self, now_ms: i64) {
+        let s = &self.producer_snapshots;
+        if now_ms - s.expired_at_ms.get() >= s.expiration_check_interval_ms {
+            s.expired_at_ms.set(now_ms);
+            let expired = self.producers.borrow_mut().expire(now_ms, s.expiration_ms);
+            if expired > 0 {
+                eprintln!(
+                    "{}-{}: {expired} idle producers expired",
+                    self.topic.name, self.index
+                );
+                // Force a new snapshot so a restart does not bring them back.
+                s.last_offset.set(None);
+            }
+        }
+        if self.snapshot_producers(false) {
+            s.due.set(false);
+        }
     }
 }

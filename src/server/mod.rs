@@ -127,6 +127,7 @@ async fn housekeeping(shard: Rc<Shard>) {
                 Ok(_) => {}
                 Err(e) => eprintln!("{}-{}: retention failed: {e}", p.topic.name, p.index),
             }
+            p.producer_housekeeping(ringtail_io::log::system_clock_ms());
         }
     }
 }

@@ -106,6 +106,9 @@ impl Shard {
                 .close()
                 .await
                 .map_err(|e| format!("closing {topic}-{index}: {e}"))?;
+            // Everything queued is written now: a durable snapshot at the
+            // log end spares the next open a scan.
+            p.snapshot_producers(true);
         }
         Ok(())
     }

@@ -20,7 +20,8 @@ use ringtail_protocol::produce::{
 use ringtail_protocol::{ErrorCode, Offset, PartitionId, RecordBatch};
 
 use super::{log_error_code, topic_or_create};
-use crate::partition::producers::{last_seq, Check};
+use crate::partition::producers::{BatchInfo, Check};
+use crate::partition::snapshot::batch_info;
 use crate::server::{Header, Response};
 use crate::shard::{self, Shard};
 
@@ -209,35 +210,50 @@ async fn append(
         .partition(&topic, index)
         .ok_or(ErrorCode::UnknownTopicOrPartition)?;
     let view = RecordBatch::new(&batch).map_err(|e| e.error_code())?;
-    let idempotent = (view.producer_id().0 >= 0).then(|| {
-        let first = view.base_sequence().0;
-        (
-            view.producer_id().0,
-            view.producer_epoch().0,
-            first,
-            last_seq(first, view.last_offset_delta() + 1),
-        )
+    let base = partition.log.offsets().log_end.0;
+    // The offsets the batch will get: the log assigns the log end at
+    // enqueue, with no await between here and there.
+    let idempotent = batch_info(&view).map(|b| BatchInfo {
+        base_offset: base,
+        last_offset: base + i64::from(view.last_offset_delta()),
+        ..b
     });
-    if let Some((id, epoch, first, last)) = idempotent {
-        match partition.producers.borrow().check(id, epoch, first, last) {
+    if let Some(b) = idempotent {
+        let check =
+            partition
+                .producers
+                .borrow()
+                .check(b.producer_id, b.epoch, b.first_seq, b.last_seq);
+        match check {
             Check::Append => {}
-            Check::Duplicate { base_offset } => {
-                return Ok((LogOffset(base_offset), partition.log_start()))
+            Check::Duplicate {
+                base_offset,
+                last_offset,
+            } => {
+                // The first append may still be in flight: answer the retry
+                // no sooner than the original would have been answered.
+                if durable {
+                    partition
+                        .log
+                        .wait_durable(LogOffset(last_offset + 1))
+                        .await
+                        .map_err(|e| log_error_code(&e))?;
+                }
+                return Ok((LogOffset(base_offset), partition.log_start()));
             }
             Check::Reject(code) => return Err(code),
         }
-        let base = partition.log.offsets().log_end.0;
-        partition
-            .producers
-            .borrow_mut()
-            .record(id, epoch, first, last, base);
+        partition.producers.borrow_mut().record(b);
     }
     let appended = partition.append(batch).await;
     let info = match appended {
         Ok(info) => info,
         Err(e) => {
-            if let Some((id, _, first, _)) = idempotent {
-                partition.producers.borrow_mut().forget(id, first);
+            if let Some(b) = idempotent {
+                partition
+                    .producers
+                    .borrow_mut()
+                    .forget(b.producer_id, b.first_seq);
             }
             eprintln!("{topic}-{index}: append failed: {e}");
             return Err(log_error_code(&e));
