@@ -38,8 +38,25 @@
 //! - A static member that restarts while its old id still owes a SyncGroup
 //!   is not held to the old id's sync deadline (Kafka moves the pending
 //!   sync to the new id, which can drop a healthy restart).
-//! - Offsets never expire (`offsets.retention.minutes` is not applied) and
-//!   are not removed when their topic is deleted.
+//! - Offsets are not removed when their topic is deleted.
+//!
+//! # Offset expiry (KIP-211)
+//!
+//! [`Coordinator::expire_offsets`], called every
+//! `offsets.retention.check.interval.ms`, applies `offsets.retention.minutes`
+//! as Kafka's `GroupMetadata.removeExpiredOffsets`: an Empty group's
+//! offsets expire once the group has been Empty that long (from its commit
+//! timestamps when that time is unknown); a Stable consumer group's offsets
+//! of topics it no longer subscribes to expire by their commit timestamp;
+//! a group without a protocol (assign()-mode consumers that only commit)
+//! expires offsets by their commit timestamp; other groups (rebalancing,
+//! or active ones) keep everything. Offsets with a commit in flight are
+//! kept. Expired offsets get tombstones; an Empty group left without
+//! offsets becomes Dead and gets a group tombstone. The core's clock is the
+//! driver's; wall-clock timestamps (commit times, the state timestamp in
+//! group records) are mapped onto it with the offset set by
+//! [`Coordinator::set_wall_clock_offset`]. OffsetCommit v2-4's explicit
+//! retention time is not honoured (every offset uses the broker setting).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -322,6 +339,9 @@ pub struct Group {
     new_member_added: bool,
     /// When members still in `pending_sync` are dropped.
     sync_deadline_ms: Option<i64>,
+    /// When the group entered its current state, on the core's clock, if
+    /// known (set when it becomes Empty; restored from the metadata record).
+    state_timestamp_ms: Option<i64>,
     pub offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
     /// Commits accepted but not yet durable, per partition.
     pending_offsets: BTreeMap<TopicPartition, usize>,
@@ -345,6 +365,7 @@ impl Group {
             initial_delay_left_ms: None,
             new_member_added: false,
             sync_deadline_ms: None,
+            state_timestamp_ms: None,
             offsets: BTreeMap::new(),
             pending_offsets: BTreeMap::new(),
             next_seq: 0,
@@ -494,6 +515,8 @@ pub struct Coordinator {
     rng: u64,
     next_token: u64,
     pending_commits: HashMap<u64, PendingCommit>,
+    /// Wall-clock ms minus core-clock ms (see the module docs).
+    wall_offset_ms: i64,
 }
 
 struct PendingCommit {
@@ -513,7 +536,15 @@ impl Coordinator {
             rng: seed,
             next_token: 1,
             pending_commits: HashMap::new(),
+            wall_offset_ms: 0,
         }
+    }
+
+    /// Sets how the core's clock maps to the wall clock (wall = core +
+    /// `offset_ms`), to read and write the wall-clock timestamps of
+    /// records. Call before [`Coordinator::load`].
+    pub fn set_wall_clock_offset(&mut self, offset_ms: i64) {
+        self.wall_offset_ms = offset_ms;
     }
 
     pub fn drain(&mut self) -> Vec<Output> {
@@ -907,6 +938,7 @@ impl Coordinator {
         if group.members.is_empty() {
             group.protocol_name = None;
             group.state = GroupState::Empty;
+            group.state_timestamp_ms = Some(now_ms);
             group.leader_id = None;
             self.persist_group(group_id);
             return;
@@ -1514,9 +1546,77 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Expires committed offsets older than `retention_ms` (see the module
+    /// docs), emitting their tombstones; returns how many expired.
+    pub fn expire_offsets(&mut self, now_ms: i64, retention_ms: i64) -> usize {
+        let mut ids: Vec<String> = self.groups.keys().cloned().collect();
+        ids.sort();
+        let mut total = 0;
+        for id in ids {
+            total += self.expire_group_offsets(now_ms, retention_ms, &id);
+        }
+        total
+    }
+
+    fn expire_group_offsets(&mut self, now_ms: i64, retention_ms: i64, group_id: &str) -> usize {
+        let wall_offset_ms = self.wall_offset_ms;
+        let group = self.groups.get_mut(group_id).expect("exists");
+        // (base time of an offset, topics kept whatever their age)
+        let commit_time = |om: &OffsetAndMetadata| om.commit_timestamp_ms - wall_offset_ms;
+        let rule: Option<(Option<i64>, BTreeSet<String>)> =
+            match (group.protocol_type.as_deref(), group.state) {
+                (_, GroupState::Dead) => None,
+                (Some(_), GroupState::Empty) => Some((group.state_timestamp_ms, BTreeSet::new())),
+                (Some("consumer"), GroupState::Stable) => {
+                    group.subscribed_topics().map(|topics| (None, topics))
+                }
+                (None, _) => Some((None, BTreeSet::new())),
+                _ => None,
+            };
+        let Some((state_base, kept_topics)) = rule else {
+            return 0;
+        };
+        let expired: Vec<TopicPartition> = group
+            .offsets
+            .iter()
+            .filter(|(tp, om)| {
+                !kept_topics.contains(&tp.0)
+                    && !group.pending_offsets.contains_key(*tp)
+                    && now_ms - state_base.unwrap_or_else(|| commit_time(om)) >= retention_ms
+            })
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        let mut records: Vec<Record> = Vec::with_capacity(expired.len() + 1);
+        for tp in &expired {
+            group.offsets.remove(tp);
+            records.push(records::offset_tombstone(group_id, &tp.0, tp.1));
+        }
+        // Kafka's cleanupGroupMetadata: an Empty group with nothing left
+        // is removed.
+        let dead = group.state == GroupState::Empty
+            && group.offsets.is_empty()
+            && group.pending_offsets.is_empty()
+            && group.pending_members.is_empty();
+        if dead {
+            self.groups.remove(group_id);
+            records.push(records::group_tombstone(group_id));
+        }
+        if !records.is_empty() {
+            self.out.push(Output::Persist {
+                token: None,
+                group_id: group_id.to_string(),
+                records,
+            });
+        }
+        expired.len()
+    }
+
     fn persist_group(&mut self, group_id: &str) {
         let group = &self.groups[group_id];
-        let record = records::group_metadata(group);
+        let state_ts = group
+            .state_timestamp_ms
+            .map_or(-1, |ts| ts + self.wall_offset_ms);
+        let record = records::group_metadata(group, state_ts);
         self.out.push(Output::Persist {
             token: None,
             group_id: group_id.to_string(),
@@ -1538,6 +1638,9 @@ impl Coordinator {
         }
         g.generation_id = meta.generation_id;
         g.protocol_type = (!meta.protocol_type.is_empty()).then_some(meta.protocol_type);
+        g.state_timestamp_ms = meta
+            .current_state_timestamp_ms
+            .map(|ts| ts - self.wall_offset_ms);
         let stable = meta.protocol.is_some()
             && meta.members.iter().any(|m| !m.assignment.is_empty())
             && meta
@@ -1931,7 +2034,7 @@ mod tests {
         let mut c = Coordinator::new(8);
         let (a, b) = stable_pair(&mut c);
         // What the leader's SyncGroup persisted.
-        let log = [records::group_metadata(c.group(G).unwrap())];
+        let log = [records::group_metadata(c.group(G).unwrap(), -1)];
         let mut restored = Coordinator::new(9);
         for r in &log {
             restored.load(0, &r.key, r.value.as_deref()).unwrap();
@@ -1977,5 +2080,177 @@ mod tests {
             restored.heartbeat(100, G, &a, None, 1),
             Err(GroupError::UnknownMemberId)
         );
+    }
+
+    /// Commits `offsets` for `member` (generation 1, or a simple consumer
+    /// with generation -1) at `now` and makes them durable; returns every
+    /// record the coordinator emitted.
+    fn commit_durably(
+        c: &mut Coordinator,
+        now: i64,
+        member: &str,
+        generation: i32,
+        offsets: &[(&str, i64)],
+    ) -> Vec<Record> {
+        let req = CommitRequest {
+            group_id: G.into(),
+            generation_id: generation,
+            member_id: member.into(),
+            group_instance_id: None,
+            offsets: offsets
+                .iter()
+                .map(|(t, o)| {
+                    let om = OffsetAndMetadata {
+                        offset: *o,
+                        leader_epoch: -1,
+                        metadata: String::new(),
+                        commit_timestamp_ms: now,
+                    };
+                    (((*t).to_string(), 0), om)
+                })
+                .collect(),
+        };
+        c.commit(now, 99, req);
+        let out = c.drain();
+        let Some(Output::Persist {
+            token: Some(token),
+            records,
+            ..
+        }) = out.first()
+        else {
+            panic!("commit refused: {out:?}");
+        };
+        c.persisted(*token, true);
+        c.drain();
+        records.clone()
+    }
+
+    fn persisted_records(out: &[Output]) -> Vec<Record> {
+        out.iter()
+            .flat_map(|o| match o {
+                Output::Persist { records, .. } => records.clone(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    fn committed(c: &Coordinator) -> Vec<String> {
+        c.fetch_offsets(G, None)
+            .into_iter()
+            .map(|((t, _), _)| t)
+            .collect()
+    }
+
+    /// KIP-211: a Stable group keeps the offsets of topics it subscribes to
+    /// however old; once Empty, all its offsets expire `retention` after it
+    /// became Empty, with tombstones, and the group goes with them. The
+    /// state timestamp survives a replay on a clock with another origin.
+    #[test]
+    fn offsets_expire_once_the_group_is_empty_for_the_retention() {
+        const RETENTION: i64 = 60_000;
+        let mut c = Coordinator::new(7);
+        let (a, b) = stable_pair(&mut c);
+        let mut log = commit_durably(&mut c, 9_500, &a, 1, &[("t", 5), ("u", 9)]);
+        assert_eq!(c.expire_offsets(9_500 + RETENTION - 1, RETENTION), 0);
+        assert!(c.drain().is_empty());
+        // "u" is not subscribed: it expires by its commit time; "t" stays.
+        assert_eq!(c.expire_offsets(9_500 + RETENTION, RETENTION), 1);
+        let out = c.drain();
+        assert_eq!(
+            persisted_records(&out),
+            vec![records::offset_tombstone(G, "u", 0)]
+        );
+        log.extend(persisted_records(&out));
+        assert_eq!(committed(&c), vec!["t".to_string()]);
+        assert_eq!(c.expire_offsets(10 * RETENTION, RETENTION), 0, "active");
+        // Everyone leaves at `empty_at`: the group is Empty from then on.
+        let empty_at = 10 * RETENTION + 1;
+        c.leave(empty_at, G, &[(a, None), (b, None)]).unwrap();
+        assert_eq!(c.group(G).unwrap().state, GroupState::Empty);
+        log.extend(persisted_records(&c.drain()));
+        // A replay elsewhere: another clock origin, same wall times.
+        let mut replayed = Coordinator::new(8);
+        let shift = 1_000_000;
+        replayed.set_wall_clock_offset(shift);
+        for r in &log {
+            replayed.load(0, &r.key, r.value.as_deref()).unwrap();
+        }
+        assert_eq!(committed(&replayed), vec!["t".to_string()]);
+        for (c, origin) in [(&mut c, 0), (&mut replayed, shift)] {
+            let at = |t: i64| t - origin;
+            assert_eq!(c.expire_offsets(at(empty_at + RETENTION - 1), RETENTION), 0);
+            assert!(c.drain().is_empty());
+            assert_eq!(c.expire_offsets(at(empty_at + RETENTION), RETENTION), 1);
+            assert_eq!(
+                persisted_records(&c.drain()),
+                vec![
+                    records::offset_tombstone(G, "t", 0),
+                    records::group_tombstone(G)
+                ]
+            );
+            assert!(
+                c.group(G).is_none(),
+                "an empty group without offsets is removed"
+            );
+        }
+    }
+
+    /// A group that only stores offsets (assign() consumers) expires each
+    /// offset by its own commit time; a commit in flight keeps its
+    /// partition's offset; a rebalancing group keeps everything.
+    #[test]
+    fn simple_consumer_offsets_expire_by_commit_time() {
+        const RETENTION: i64 = 1_000;
+        let mut c = Coordinator::new(9);
+        commit_durably(&mut c, 100, "", -1, &[("x", 1)]);
+        commit_durably(&mut c, 500, "", -1, &[("y", 2)]);
+        assert_eq!(c.expire_offsets(1_099, RETENTION), 0);
+        assert_eq!(c.expire_offsets(1_100, RETENTION), 1);
+        assert_eq!(committed(&c), vec!["y".to_string()]);
+        c.drain();
+        // A new commit of "y" is in flight: the old one is not expired.
+        let req = CommitRequest {
+            group_id: G.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            offsets: vec![(
+                ("y".into(), 0),
+                OffsetAndMetadata {
+                    offset: 3,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    commit_timestamp_ms: 1_600,
+                },
+            )],
+        };
+        c.commit(1_600, 5, req);
+        let token = match &c.drain()[0] {
+            Output::Persist { token: Some(t), .. } => *t,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(c.expire_offsets(5_000, RETENTION), 0, "commit in flight");
+        c.persisted(token, true);
+        c.drain();
+        assert_eq!(
+            c.expire_offsets(2_599, RETENTION),
+            0,
+            "the new commit time counts"
+        );
+        assert_eq!(c.expire_offsets(2_600, RETENTION), 1);
+        assert_eq!(
+            persisted_records(&c.drain()),
+            vec![
+                records::offset_tombstone(G, "y", 0),
+                records::group_tombstone(G)
+            ]
+        );
+        // A consumer group in a rebalance keeps its offsets.
+        let mut c = Coordinator::new(10);
+        let (a, _b) = stable_pair(&mut c);
+        commit_durably(&mut c, 9_500, &a, 1, &[("t", 1), ("u", 1)]);
+        c.join(9_600, 50, join_req(&a, None));
+        assert_eq!(c.group(G).unwrap().state, GroupState::PreparingRebalance);
+        assert_eq!(c.expire_offsets(1_000_000, RETENTION), 0);
     }
 }

@@ -289,6 +289,10 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
         .map_or(0, |d| d.as_nanos() as u64)
         ^ ((shard.id.0 as u64) << 48);
     let mut core = Coordinator::new(seed);
+    // The core's clock starts at 0 right after the replay; wall-clock
+    // record timestamps map onto it (off by the replay's duration, which
+    // is nothing next to an offsets retention).
+    core.set_wall_clock_offset(ringtail_io::log::system_clock_ms());
     let mut loaded = 0usize;
     if let Some(topic) = topic {
         for index in 0..topic.partitions {
@@ -312,10 +316,21 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
         clock: Instant::now(),
     });
     DRIVER.with(|slot| *slot.borrow_mut() = Some(d.clone()));
+    let retention_ms = shard.shared.config.offsets_retention_ms;
+    let check_interval_ms = shard.shared.config.offsets_retention_check_interval_ms;
     rt::spawn(async move {
+        let mut expiry_checked_ms = 0;
         loop {
             rt::time::sleep(Duration::from_millis(TICK_MS)).await;
-            d.core.borrow_mut().tick(d.now_ms());
+            let now = d.now_ms();
+            d.core.borrow_mut().tick(now);
+            if now - expiry_checked_ms >= check_interval_ms {
+                expiry_checked_ms = now;
+                let expired = d.core.borrow_mut().expire_offsets(now, retention_ms);
+                if expired > 0 {
+                    eprintln!("group coordinator: {expired} committed offsets expired");
+                }
+            }
             d.flush();
         }
     });

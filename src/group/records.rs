@@ -58,6 +58,9 @@ pub struct GroupMeta {
     pub generation_id: i32,
     pub protocol: Option<String>,
     pub leader: Option<String>,
+    /// When the group entered its state (v2+; wall clock ms), if known:
+    /// an Empty group's offsets expire from there (KIP-211).
+    pub current_state_timestamp_ms: Option<i64>,
     pub members: Vec<MemberMeta>,
 }
 
@@ -134,14 +137,16 @@ pub fn group_tombstone(group: &str) -> Record {
     }
 }
 
-pub fn group_metadata(group: &Group) -> Record {
+/// The group's metadata record; `state_timestamp_ms` is the wall-clock
+/// time it entered its state, -1 when unknown (as Kafka writes it).
+pub fn group_metadata(group: &Group, state_timestamp_ms: i64) -> Record {
     let mut v = BytesMut::new();
     v.put_i16(3);
     put_str(&mut v, group.protocol_type.as_deref().unwrap_or(""));
     v.put_i32(group.generation_id);
     put_nullable_str(&mut v, group.protocol_name.as_deref());
     put_nullable_str(&mut v, group.leader_id.as_deref());
-    v.put_i64(0);
+    v.put_i64(state_timestamp_ms);
     let protocol = group.protocol_name.clone().unwrap_or_default();
     let members: Vec<_> = group.members().collect();
     v.put_i32(members.len() as i32);
@@ -264,9 +269,11 @@ fn decode_group_value(v: &[u8]) -> Result<GroupMeta, RecordError> {
     let generation_id = r.i32("generation")?;
     let protocol = r.nullable_string("protocol")?;
     let leader = r.nullable_string("leader")?;
-    if version >= 2 {
-        r.i64("state timestamp")?;
-    }
+    let current_state_timestamp_ms = if version >= 2 {
+        Some(r.i64("state timestamp")?).filter(|ts| *ts >= 0)
+    } else {
+        None
+    };
     let count = r.i32("members")?;
     let count = usize::try_from(count).map_err(|_| RecordError::Truncated("members"))?;
     let mut members = Vec::with_capacity(count.min(r.buf.len() / 8));
@@ -307,6 +314,7 @@ fn decode_group_value(v: &[u8]) -> Result<GroupMeta, RecordError> {
         generation_id,
         protocol,
         leader,
+        current_state_timestamp_ms,
         members,
     })
 }
