@@ -80,17 +80,28 @@ fi
 bw=$(fio_bytes_per_sec --rw=read --bs=1m --size="$size")
 limit fio_read "$bw" "sequential read, bs 1m, $size, $cache page cache"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-taskset -c 0 iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
-iperf_pid=$!
-# No probe connection: the one-off server (-1) would take it for its client.
-json=
-for _ in $(seq 50); do
-  json=$(taskset -c "$cpu_client" iperf3 -c 127.0.0.1 -p "$port" -t "$iperf_secs" -J 2>/dev/null) && break
-  json=; sleep 0.1
+# One-off server (-1) per try; no probe connection, which the server would
+# take for its client. A try counts when the client's JSON has the
+# received total (a loaded machine sometimes gives an error report
+# instead); the server is then restarted for the next try.
+bw=
+for _ in $(seq 5); do
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  taskset -c 0 iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  iperf_pid=$!
+  json=
+  for _ in $(seq 50); do
+    json=$(taskset -c "$cpu_client" iperf3 -c 127.0.0.1 -p "$port" -t "$iperf_secs" -J 2>/dev/null) && break
+    json=; sleep 0.1
+  done
+  bw=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 8)' \
+    <<<"$json" 2>/dev/null) || bw=
+  kill "$iperf_pid" 2>/dev/null || true
+  wait "$iperf_pid" 2>/dev/null || true
+  iperf_pid=
+  [ -n "$bw" ] && break
+  echo "iperf3 try failed: $(head -c 300 <<<"$json")" >&2
+  sleep 1
 done
-[ -n "$json" ] || { echo "iperf3 client could not reach its server" >&2; exit 1; }
-bw=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 8)' <<<"$json")
-wait "$iperf_pid" 2>/dev/null || true
-iperf_pid=
+[ -n "$bw" ] || { echo "iperf3 gave no result in 5 tries" >&2; exit 1; }
 limit iperf3_loopback "$bw" "one TCP stream on 127.0.0.1, server CPU 0, client CPU $cpu_client, ${iperf_secs}s"

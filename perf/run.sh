@@ -18,7 +18,7 @@
 # The broker runs one shard pinned to CPU 0, the load generators run on
 # CPU 1 (as perf/broker.sh). Data lives in target/perf-run (wiped per group
 # of workloads, so at most ~10 GiB at once), logs and every tool's output
-# in target/perf-run-logs. Installs fio, iperf3, gnuplot-nox with apt when
+# in target/perf-run-logs (data is removed at the end). Installs fio, iperf3, gnuplot-nox with apt when
 # missing; builds rdkafka_performance with perf/build-rdkafka-perf.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +44,7 @@ size=1024
 if [ "$small" = 1 ]; then
   records=200000          # per produce workload (195 MiB)
   catchup_records=400000  # the catch-up read (391 MiB)
-  sweep_secs=2; sweep_steps="25 50 75 100"
+  sweep_secs=1; sweep_steps="25 50 75 100"
   fixed_rate=20000; fixed_records=60000
   limit_size=512m; limit_runtime=10; iperf_secs=3
 else
@@ -62,6 +62,8 @@ bootstrap=127.0.0.1:$port
 rm -rf "$data" "$logs"; mkdir -p "$data" "$logs"
 : > "$logs/commands.txt"
 began=$(date +%s)
+# "== title" on the terminal; the section's start in sections.txt.
+section() { echo "== $*"; echo "$(date +%s) $*" >> "$logs/sections.txt"; }
 TIMEFORMAT='%U %S %R' # bash's `time`: user, sys, wall seconds
 
 # Records a command for the report, with paths shortened.
@@ -81,7 +83,7 @@ start_broker() { # NAME [--override k=v ...]
 }
 stop_broker() { kill -TERM "$pid"; wait "$pid" || true; pid=; }
 wipe() { rm -rf "$data"; mkdir -p "$data"; }
-trap '[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; true' EXIT
+trap '[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid"; rm -rf "$data"' EXIT
 broker_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 ticks_per_s=$(getconf CLK_TCK)
 
@@ -122,7 +124,7 @@ print({"records_per_sec": m.group(2), "mb_per_sec": m.group(3)}[sys.argv[2]])
 PY
 }
 
-echo "== produce, acks=1 (and the catch-up read of the first topic)"
+section "produce acks=1 and catch-up read"
 wipe; start_broker acks1
 for parts in 16 100; do
   for producers in 1 4; do
@@ -142,7 +144,7 @@ rt catchup consume --bootstrap-server $bootstrap --topic p16-acks1-k1 --messages
   --from-beginning --timeout 30000
 stop_broker
 
-echo "== produce, acks=all"
+section "produce, acks=all"
 wipe; start_broker acksall
 for parts in 16 100; do
   for producers in 1 4; do
@@ -156,7 +158,7 @@ flush=$(awk '/group-commit fdatasyncs/ {b+=$(NF-6); f+=$(NF-4)} END {if (f>0) pr
   "$logs/broker-acksall.log")
 flush=$(( flush > 4096 ? flush : 4096 ))
 
-echo "== tailing consumer, end-to-end latency"
+section "tailing consumer and end-to-end latency"
 wipe; start_broker tail
 # shellcheck disable=SC2046
 rt tail-create $(produce_args tail 16 1 1 0 -1)
@@ -177,17 +179,19 @@ rt e2e end-to-end --bootstrap-server $bootstrap --topic e2e --num-records $(( ha
   --record-size $size --throughput "$half" --partitions 16 --create-topic
 stop_broker
 
-echo "== sweep of open-loop rates (16 partitions, acks=1, 1 producer)"
-wipe; start_broker sweep
+section "load sweep"
 for pct in $sweep_steps; do
+  # A fresh broker and log per point: the whole sweep writes ~5x the
+  # maximum rate's data per second of a point.
+  wipe; start_broker "sweep-$pct"
   rate=$(python3 -c "print(int(float('$max_rate') * $pct / 100))")
   # shellcheck disable=SC2046
   rt "sweep-$pct" $(produce_args "sweep-$pct" 16 1 1 $(( rate * sweep_secs )) "$rate")
   echo "$pct $rate" > "$logs/sweep-$pct.rate"
+  stop_broker
 done
-stop_broker
 
-echo "== agreement with rdkafka_performance (16 partitions, 1 KiB, acks=1)"
+section "agreement with rdkafka_performance"
 echo $fixed_rate > "$logs/agree.fixed_rate"
 wipe; start_broker agree
 # Topics made first, so that neither tool times its own topic creation.
@@ -206,12 +210,13 @@ rt agree-max-java $(produce_args agree-max-java 16 1 1 $records -1)
 stop_broker
 wipe
 
-echo "== limits (perf/limits.sh, flush $flush bytes)"
+section "limits (perf/limits.sh)"
 note "SIZE=$limit_size RUNTIME=$limit_runtime IPERF_SECONDS=$iperf_secs DIR=target/perf-limits perf/limits.sh $flush"
 SIZE=$limit_size RUNTIME=$limit_runtime IPERF_SECONDS=$iperf_secs DIR=$root/target/perf-limits \
   perf/limits.sh "$flush" | tee "$logs/limits.txt"
 rm -rf "$root/target/perf-limits"
 echo $(( $(date +%s) - began )) > "$logs/duration"
+section end
 
 echo "== report"
 python3 - "$logs" "$root/perf/RESULTS.md" "$small" "$rdperf" <<'PY'
@@ -259,10 +264,13 @@ def ratio(v, limit):
     return f"{v / limit * 100:.0f}%" if limit else ""
 def lim(name):
     v, d = limits[name]
-    return v, f"{name} {v:.1f} MiB/s ({d})"
-def cpu(name):
+    return v, f"`{name}` {v:.1f} MiB/s"
+def cpu(name, records):
+    """Load generator's and broker's CPU: us per record and share of one core."""
     u, s, w = times(name)
-    return f"{(u + s) / w * 100:.0f}% / {broker_cpu(name) / w * 100:.0f}%"
+    b = broker_cpu(name)
+    return (f"{(u + s) / records * 1e6:.2f} us/rec ({(u + s) / w * 100:.0f}%) / "
+            f"{b / records * 1e6:.2f} us/rec ({b / w * 100:.0f}%)")
 
 rows = []
 w1, w1d = lim("fio_write_buffered")
@@ -273,7 +281,7 @@ for acks, (lv, ld) in (("1", (w1, w1d)), ("all", (wall, walld))):
             name = f"produce-p{parts}-acks{acks}-k{k}"
             s = summary(name)
             rows.append(f"| produce, {parts} partitions, acks={acks}, {k} producer{'s' if k > 1 else ''} ({s['records']} records) "
-                        f"| {s['mib']:.1f} MiB/s ({s['rate']:.0f} records/s), p99 {s['p99']:.1f} ms | {ld} | {ratio(s['mib'], lv)} | {cpu(name)} |")
+                        f"| {s['mib']:.1f} MiB/s ({s['rate']:.0f} records/s), p99 {s['p99']:.1f} ms | {ld} | {ratio(s['mib'], lv)} | {cpu(name, s['records'])} |")
 tail_c = consume_row("tail-consume")
 tail_p = summary("tail-produce")
 start = float(read("tail-produce.start"))
@@ -286,21 +294,27 @@ cu = consume_row("catchup")
 rv, rvd = lim("fio_read")
 cache = read("catchup.cache").strip()
 rows.append(f"| catch-up consumer, {cu['mib'] / 1024:.2f} GiB from the log start, {cache} page cache "
-            f"| {cu['mib_s']:.1f} MiB/s ({cu['rate']:.0f} records/s) | {rvd} | {ratio(cu['mib_s'], rv)} | {cpu('catchup')} |")
+            f"| {cu['mib_s']:.1f} MiB/s ({cu['rate']:.0f} records/s) | {rvd} | {ratio(cu['mib_s'], rv)} | {cpu('catchup', cu['records'])} |")
 e2e = all_summaries("e2e")
 sent = next(x for x in e2e if x["verb"] == "sent")
+e2e_records = next(int(l.split()[0]) for l in read("e2e.out").splitlines() if " records received, " in l)
 recv = next(x for x in e2e if x["verb"] == "received")
 rows.append(f"| produce->consume latency at half the maximum rate ({sent['rate']:.0f} records/s offered, 16 partitions, acks=1) "
-            f"| p50 {recv['p50']:.1f} ms, p99 {recv['p99']:.1f} ms, p99.9 {recv['p999']:.1f} ms (produce ack p99 {sent['p99']:.1f} ms) | | | {cpu('e2e')} |")
+            f"| p50 {recv['p50']:.1f} ms, p99 {recv['p99']:.1f} ms, p99.9 {recv['p999']:.1f} ms (produce ack p99 {sent['p99']:.1f} ms) | | | {cpu('e2e', 2 * e2e_records)} (produced and consumed) |")
 
 fr, frd = summary("agree-fixed-rt"), rdkafka("agree-fixed-rd")
 mr, mrd, mj = summary("agree-max-rt"), rdkafka("agree-max-rd"), summary("agree-max-java")
+def wall_rates(a, a_records, b, b_records):
+    """Each tool's records over its whole process's wall time (setup
+    included): a check on the tools' own clocks."""
+    ra, rb = a_records / times(a)[2], b_records / times(b)[2]
+    return f"{ra:.0f} vs {rb:.0f} ({ra / rb:.2f})"
 agree = [
-    "| workload | ringtail-perf | rdkafka_performance | ratio | CPU (generator / broker) |",
-    "|---|---|---|---|---|",
-    f"| fixed rate, {int(read('agree.fixed_rate'))} records/s offered | {fr['rate']:.0f} records/s, p99 {fr['p99']:.1f} ms | {frd['rate']:.0f} records/s | {fr['rate'] / frd['rate']:.2f} | {cpu('agree-fixed-rt')} vs {cpu('agree-fixed-rd')} |",
-    f"| maximum rate, same settings (`--defaults librdkafka`) | {mr['rate']:.0f} records/s | {mrd['rate']:.0f} records/s | {mr['rate'] / mrd['rate']:.2f} | {cpu('agree-max-rt')} vs {cpu('agree-max-rd')} |",
-    f"| maximum rate, ringtail-perf with Java defaults (for the request shape) | {mj['rate']:.0f} records/s | | {mj['rate'] / mrd['rate']:.2f} | {cpu('agree-max-java')} |",
+    "| workload | ringtail-perf | rdkafka_performance | ratio | records / process wall time (ratio) | CPU, generator / broker: ringtail-perf vs rdkafka_performance |",
+    "|---|---|---|---|---|---|",
+    f"| fixed rate, {int(read('agree.fixed_rate'))} records/s offered | {fr['rate']:.0f} records/s, p99 {fr['p99']:.1f} ms | {frd['rate']:.0f} records/s | {fr['rate'] / frd['rate']:.2f} | {wall_rates('agree-fixed-rt', fr['records'], 'agree-fixed-rd', frd['delivered'])} | {cpu('agree-fixed-rt', fr['records'])} vs {cpu('agree-fixed-rd', frd['delivered'])} |",
+    f"| maximum rate, same settings (`--defaults librdkafka`) | {mr['rate']:.0f} records/s | {mrd['rate']:.0f} records/s | {mr['rate'] / mrd['rate']:.2f} | {wall_rates('agree-max-rt', mr['records'], 'agree-max-rd', mrd['delivered'])} | {cpu('agree-max-rt', mr['records'])} vs {cpu('agree-max-rd', mrd['delivered'])} |",
+    f"| maximum rate, ringtail-perf with Java defaults (for the request shape) | {mj['rate']:.0f} records/s | | {mj['rate'] / mrd['rate']:.2f} | {wall_rates('agree-max-java', mj['records'], 'agree-max-rd', mrd['delivered'])} | {cpu('agree-max-java', mj['records'])} |",
 ]
 shapes = [f"- `{n}`: {shape(n)}" for n in ("agree-fixed-rt", "agree-max-rt", "agree-max-java", "produce-p16-acks1-k1")]
 
@@ -319,22 +333,29 @@ for pct, rate, s in sweep:
     sweep_rows.append(f"| {pct}% | {rate} records/s ({rate * 1024 / 2**20:.1f} MiB/s) | {s['mib']:.1f} MiB/s | {s['p50']:.2f} ms | {s['p99']:.2f} ms | {s['p999']:.2f} ms |")
 
 commands = read("commands.txt").strip()
+marks = [l.split(" ", 1) for l in read("sections.txt").splitlines()]
+sections = ", ".join(f"{name}: {int(marks[i + 1][0]) - int(t)} s" for i, (t, name) in enumerate(marks[:-1]))
 label = ("**SMOKE RUN (`SMALL=1`): about a tenth of the data, on a machine shared with compilers. "
          "These figures only show that the script works; they are not results.**\n\n") if small else ""
 lib = re.search(rb"librdkafka v?\d+\.\d+\.\d+", open(rdperf, "rb").read())
 section = f"""<!-- run:begin -->
 ## Standard workloads (issue 6, `perf/run.sh`)
 
-{label}Machine: {machine}. Run took {int(read('duration'))} s.
+{label}Machine: {machine}. Run took {int(read('duration'))} s ({sections}).
 Broker: one shard pinned to CPU 0 (release build); load generator `ringtail-perf` on CPU 1, Kafka's Java producer
 defaults (batch.size 16384, linger.ms 5, max.in.flight 5, sticky partitioner) unless told; records of 1 KiB, MiB = 2^20 B.
 Latencies are from each record's intended send time to its acknowledgement (closed loop: from the append).
-CPU column: the load generator's and the broker's CPU time over the run's wall time, as a share of one core
-(near 100% on the generator's side means the generator, not the broker, set the rate).
+CPU column: the load generator's and the broker's CPU time per record, and as a share of one core over the run
+(near 100% on the generator's side: the generator, not the broker, set the rate; on a busy machine both shares are
+low and the per-record costs are the steadier figure).
 
-| workload | Ringtail | limit (perf/limits.sh, same run) | ratio | CPU (generator / broker) |
+| workload | Ringtail | limit (perf/limits.sh, same run) | ratio | CPU, generator / broker |
 |---|---|---|---|---|
 """ + "\n".join(rows) + f"""
+
+Limits: """ + "; ".join(f"`{k}` {v:.1f} MiB/s: {d}" for k, (v, d) in limits.items()) + f""".
+The acks=all rows are set beside fio syncing the broker's average bytes per fdatasync in that run, one file at a
+time; the broker syncs many partitions' files concurrently, so at small flushes it can exceed this "limit".
 
 ### Agreement with rdkafka_performance
 
@@ -344,6 +365,14 @@ and rdkafka_performance ({lib.group(0).decode() if lib else 'bundled librdkafka'
 Ratio = ringtail-perf / rdkafka_performance, records/s (rdkafka's MB are 10^6 B).
 
 """ + "\n".join(agree) + """
+
+How the two measure: both count a record when its acknowledgement arrives and divide by the time to the last one;
+neither compresses. rdkafka_performance's clock also covers its bootstrap (connect, metadata) and the linger of
+its last batch, a few ms per run (ringtail-perf looks the topic up before its clock starts and flushes at the
+end). Its `-r` limiter sleeps 1/rate after each message rather than keeping a schedule, so it offers a little less
+than asked, and it busy-polls meanwhile (its CPU share at a fixed rate). At the maximum rate each tool's CPU per
+record matters whenever the generator's core is not free: rdkafka_performance copies every message, hands it
+between its threads and runs a delivery callback for it; ringtail-perf appends into the batch it sends.
 
 Request shapes ringtail-perf sent:
 """ + "\n".join(shapes) + """
