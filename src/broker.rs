@@ -156,10 +156,15 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     // bind first fails if anyone listens there.
     let addr = config.listeners[0].socket_addr()?;
     drop(probe_listen(addr)?);
-    let metadata = Metadata::open(&config.log_dirs[0].join("__cluster_metadata"))
-        .map_err(|e| e.to_string())?;
     let cluster_id = cluster_id.expect("at least one log dir");
     let coordinator = crate::coordinator::start(&config, &cluster_id)?;
+    // The tree is the topic table's home; the file is its cache
+    // (src/metadata.rs explains the choice).
+    let metadata = Metadata::open_with_store(
+        &config.log_dirs[0].join("__cluster_metadata"),
+        coordinator.topic_store(config.broker_id),
+    )
+    .map_err(|e| e.to_string())?;
     crate::server::handlers::fetch::set_zero_copy(config.fetch_zero_copy);
     let shards = config.shard_count;
     let shared = Arc::new(Shared {

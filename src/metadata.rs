@@ -4,8 +4,24 @@
 //! load, no lock). Changes are rare admin operations: they serialise on a
 //! mutex, persist the new table atomically, then publish a new snapshot.
 //!
-//! On a single node the table lives in `<log.dir>/__cluster_metadata/`;
-//! the coordinator issue moves it into the ZAB tree (`/brokers/topics/T`).
+//! # Where the table lives
+//!
+//! The source of truth is the coordinator's tree, in Kafka's ZooKeeper
+//! layout (`/brokers/topics/T`, `/brokers/topics/T/partitions/P/state`,
+//! `/config/topics/T`), reached through a [`TopicStore`]: every change is
+//! written there first (one atomic `multi`, conditional on the znodes'
+//! versions) and published only once the ensemble committed it. A broker
+//! starts from the topics the tree assigns to it.
+//!
+//! `<log.dir>/__cluster_metadata/topics` stays as a local cache, rewritten
+//! after every change, for two reasons: a broker whose ensemble has no
+//! quorum at start-up still opens its logs (it warns, and changes fail
+//! until the quorum is back), and upgrading needs no manual step. The
+//! first start with a tree migrates the cached topics that the tree does
+//! not have into it, then marks the cache as a mirror
+//! ([`MIRROR_MARK`]); later starts never copy from the cache to the tree,
+//! so a topic deleted in the tree cannot come back from a stale cache.
+//! Without a store ([`Metadata::open`], unit tests) the file is the table.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -151,13 +167,32 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), MetaError> {
     Ok(())
 }
 
+/// The durable home of the topic table (the coordinator's tree).
+pub trait TopicStore: Send + Sync {
+    /// The topics assigned to this broker; an error when the store cannot
+    /// answer (no quorum, say).
+    fn load(&self) -> Result<BTreeMap<String, Arc<TopicMeta>>, MetaError>;
+    /// Makes one topic's change durable: `before` / `after` are its old and
+    /// new entries (`None`: absent). `TopicExists` when another broker holds
+    /// the name.
+    fn write(&self, before: Option<&TopicMeta>, after: Option<&TopicMeta>)
+        -> Result<(), MetaError>;
+}
+
 pub struct Metadata {
     current: ArcSwap<Snapshot>,
     writer: Mutex<()>,
     path: PathBuf,
+    store: Option<Box<dyn TopicStore>>,
+    /// Whether the cache file carries [`MIRROR_MARK`]: the tree was read
+    /// (and the cache migrated) at least once.
+    mirrored: bool,
 }
 
 const FILE: &str = "topics";
+/// The cache file's line saying that its topics were loaded from (or
+/// migrated into) the tree.
+pub const MIRROR_MARK: &str = "# mirror of the coordinator tree";
 
 impl Metadata {
     /// Loads the table from `dir`, creating an empty one.
@@ -180,23 +215,98 @@ impl Metadata {
             current: ArcSwap::from_pointee(snapshot),
             writer: Mutex::new(()),
             path,
+            store: None,
+            mirrored: false,
         })
+    }
+
+    /// Loads the table from `store`, keeping `dir`'s file as its cache (see
+    /// the module doc): migrates cached topics into the store on the first
+    /// start, falls back to the cache when the store cannot answer.
+    pub fn open_with_store(dir: &Path, store: Box<dyn TopicStore>) -> Result<Metadata, MetaError> {
+        let mut meta = Metadata::open(dir)?;
+        let mirrored = std::fs::read_to_string(&meta.path)
+            .map(|t| t.lines().any(|l| l == MIRROR_MARK))
+            .unwrap_or(false);
+        let cached = meta.snapshot();
+        match store.load() {
+            Ok(mut topics) => {
+                if !mirrored {
+                    let mut migrated = 0;
+                    for (name, t) in &cached.topics {
+                        if topics.contains_key(name) {
+                            continue;
+                        }
+                        match store.write(None, Some(t)) {
+                            Ok(()) => {
+                                migrated += 1;
+                                topics.insert(name.clone(), t.clone());
+                            }
+                            Err(e) => eprintln!(
+                                "metadata: cannot migrate topic {name} into the coordinator tree: {e}; it is not loaded"
+                            ),
+                        }
+                    }
+                    if migrated > 0 {
+                        eprintln!(
+                            "metadata: migrated {migrated} topics from {} into the coordinator tree",
+                            meta.path.display()
+                        );
+                    }
+                }
+                for name in cached.topics.keys() {
+                    if mirrored && !topics.contains_key(name) {
+                        eprintln!("metadata: topic {name} is cached but gone from the coordinator tree; not loaded");
+                    }
+                }
+                let snapshot = Snapshot { topics };
+                meta.store = Some(store);
+                meta.mirrored = true;
+                if let Err(e) = meta.persist(&snapshot) {
+                    eprintln!("metadata: cannot update the cache: {e}");
+                }
+                meta.current.store(Arc::new(snapshot));
+            }
+            Err(e) => {
+                eprintln!(
+                    "metadata: WARNING: the coordinator tree cannot be read ({e}); starting from the cache {} ({} topics); topic changes fail until it answers",
+                    meta.path.display(),
+                    cached.topics.len()
+                );
+                meta.store = Some(store);
+                meta.mirrored = mirrored;
+            }
+        }
+        Ok(meta)
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
     }
 
-    /// Applies `change` to a copy of the table, persists it, publishes it.
+    /// Applies `change` (to topic `name` only) to a copy of the table,
+    /// makes it durable (the store, then the cache; without a store the
+    /// file), publishes it.
     fn update<R>(
         &self,
+        name: &str,
         change: impl FnOnce(&mut BTreeMap<String, Arc<TopicMeta>>) -> Result<R, MetaError>,
     ) -> Result<R, MetaError> {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut topics = self.current.load().topics.clone();
+        let before = topics.get(name).cloned();
         let out = change(&mut topics)?;
         let snapshot = Snapshot { topics };
-        self.persist(&snapshot)?;
+        match &self.store {
+            Some(store) => {
+                store.write(before.as_deref(), snapshot.topics.get(name).map(|t| &**t))?;
+                if let Err(e) = self.persist(&snapshot) {
+                    // The tree has the change; the cache is only a fallback.
+                    eprintln!("metadata: cannot update the cache: {e}");
+                }
+            }
+            None => self.persist(&snapshot)?,
+        }
         self.current.store(Arc::new(snapshot));
         Ok(out)
     }
@@ -205,7 +315,12 @@ impl Metadata {
         let tmp = self.path.with_extension("tmp");
         let result: std::io::Result<()> = (|| {
             let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(encode(snapshot).as_bytes())?;
+            let mut text = encode(snapshot);
+            if self.mirrored {
+                text.push_str(MIRROR_MARK);
+                text.push('\n');
+            }
+            f.write_all(text.as_bytes())?;
             f.sync_data()?;
             std::fs::rename(&tmp, &self.path)?;
             std::fs::File::open(self.path.parent().unwrap_or(Path::new(".")))?.sync_all()
@@ -243,7 +358,7 @@ impl Metadata {
         for (k, v) in &configs {
             validate_topic_config(k, v)?;
         }
-        self.update(|topics| {
+        self.update(name, |topics| {
             if topics.contains_key(name) {
                 return Err(MetaError::TopicExists(name.to_string()));
             }
@@ -260,7 +375,7 @@ impl Metadata {
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, MetaError> {
-        self.update(|topics| {
+        self.update(name, |topics| {
             topics
                 .remove(name)
                 .ok_or_else(|| MetaError::UnknownTopic(name.to_string()))
@@ -273,7 +388,7 @@ impl Metadata {
         name: &str,
         total: i32,
     ) -> Result<(Arc<TopicMeta>, i32), MetaError> {
-        self.update(|topics| {
+        self.update(name, |topics| {
             let old = topics.get(name).ok_or_else(|| MetaError::UnknownTopic(name.to_string()))?;
             if total <= old.partitions {
                 return Err(MetaError::InvalidPartitions(format!(
@@ -308,7 +423,7 @@ impl Metadata {
                 validate_topic_config(k, v)?;
             }
         }
-        self.update(|topics| {
+        self.update(name, |topics| {
             let old = topics
                 .get(name)
                 .ok_or_else(|| MetaError::UnknownTopic(name.to_string()))?;

@@ -2,7 +2,7 @@
 //! recognise the tree (`kafka.zk.ZkData` names these paths).
 
 /// Parents that must exist before brokers register; created persistent.
-pub const PERSISTENT_PATHS: [&str; 8] = [
+pub const PERSISTENT_PATHS: [&str; 9] = [
     "/brokers",
     "/brokers/ids",
     "/brokers/topics",
@@ -11,6 +11,7 @@ pub const PERSISTENT_PATHS: [&str; 8] = [
     "/config/brokers",
     "/cluster",
     "/admin",
+    "/admin/delete_topics",
 ];
 
 /// Ephemeral, owned by the active controller's session.
@@ -22,6 +23,9 @@ pub const BROKER_IDS: &str = "/brokers/ids";
 pub const BROKER_TOPICS: &str = "/brokers/topics";
 pub const CONFIG_TOPICS: &str = "/config/topics";
 pub const CONFIG_BROKERS: &str = "/config/brokers";
+/// Topics being deleted: `/admin/delete_topics/T` until the topic's nodes
+/// are gone.
+pub const ADMIN_DELETE_TOPICS: &str = "/admin/delete_topics";
 
 /// `/brokers/ids/N`, ephemeral per broker session.
 pub fn broker_id(broker: u32) -> String {

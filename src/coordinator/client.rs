@@ -1,6 +1,7 @@
 //! A blocking client of the tools' protocol and the `ringtail coordinator`
-//! shell: `ls`, `get`, `stat`, `create`, `delete`, `sync` and `srvr`, with
-//! zkCli's output (Stat field names included).
+//! shell: `ls`, `get`, `stat`, `create`, `set`, `delete`, `sync` and
+//! `srvr`, with zkCli's output (Stat field names included, times as
+//! zkCli prints them), and `bench` (write throughput and latency).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -85,14 +86,73 @@ pub enum ShellCommand {
         version: i32,
         path: String,
     },
+    /// Set a node's data (-v: only at this dataVersion).
+    Set {
+        #[arg(short = 'v', default_value_t = -1, allow_hyphen_values = true)]
+        version: i32,
+        path: String,
+        data: String,
+    },
     /// Catch the server up with the leader.
     Sync { path: String },
+    /// Measure writes: --ops creates, then --ops set-data, from --clients
+    /// concurrent connections (each its own session); prints ops/s and
+    /// latency percentiles per phase.
+    Bench(BenchArgs),
     /// The server's role (Mode: leader|follower|looking) and zxid.
     Srvr,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Operations per phase (create, then set-data), over all clients.
+    #[arg(long, default_value_t = 10_000)]
+    pub ops: usize,
+    /// Concurrent clients, each one connection with one request in flight.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Bytes of data per node.
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+    /// Comma-separated tools addresses the clients spread over (default:
+    /// --server).
+    #[arg(long)]
+    pub servers: Option<String>,
+}
+
 fn zxid_hex(z: Zxid) -> String {
     format!("0x{:x}", z.0)
+}
+
+/// A wall-clock time as zkCli prints it (`java.util.Date.toString` in
+/// UTC: `Sat Nov 21 20:50:33 UTC 2026`), followed by the milliseconds
+/// since the epoch in parentheses.
+pub fn format_time(ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {day:02} {:02}:{:02}:{:02} UTC {year} ({ms})",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Prints a Stat as zkCli does.
@@ -101,9 +161,9 @@ pub fn format_stat(s: &Stat) -> String {
     format!(
         "cZxid = {}\nctime = {}\nmZxid = {}\nmtime = {}\npZxid = {}\ncversion = {}\ndataVersion = {}\naclVersion = {}\nephemeralOwner = 0x{owner:x}\ndataLength = {}\nnumChildren = {}\n",
         zxid_hex(s.czxid),
-        s.ctime_ms,
+        format_time(s.ctime_ms),
         zxid_hex(s.mzxid),
-        s.mtime_ms,
+        format_time(s.mtime_ms),
         zxid_hex(s.pzxid),
         s.cversion,
         s.version,
@@ -135,8 +195,17 @@ fn request_of(command: &ShellCommand) -> Request {
             path: path.clone(),
             version: *version,
         },
+        ShellCommand::Set {
+            version,
+            path,
+            data,
+        } => Request::SetData {
+            path: path.clone(),
+            data: data.as_bytes().to_vec(),
+            version: *version,
+        },
         ShellCommand::Sync { path } => Request::Sync(path.clone()),
-        ShellCommand::Srvr => Request::Srvr,
+        ShellCommand::Srvr | ShellCommand::Bench(_) => Request::Srvr,
     }
 }
 
@@ -153,12 +222,17 @@ fn error_text(code: ErrorCode, path: &str) -> String {
 /// Runs one shell command; exit 0 on success, 1 on a ZooKeeper error, 2
 /// when the server cannot be reached.
 pub fn run(args: &ShellArgs) -> ExitCode {
+    if let ShellCommand::Bench(b) = &args.command {
+        return bench(&args.server, b);
+    }
     let request = request_of(&args.command);
     let path = match &request {
         Request::GetChildren(p) | Request::GetData(p) | Request::Exists(p) | Request::Sync(p) => {
             p.clone()
         }
-        Request::Create { path, .. } | Request::Delete { path, .. } => path.clone(),
+        Request::Create { path, .. }
+        | Request::Delete { path, .. }
+        | Request::SetData { path, .. } => path.clone(),
         Request::Srvr => String::new(),
     };
     let response =
@@ -195,9 +269,164 @@ pub fn run(args: &ShellArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Latency percentile `q` (0..1) of sorted samples, in microseconds.
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+/// Builds request `i` of client `c` in a bench phase.
+type MakeRequest<'a> = dyn Fn(usize, usize) -> Request + Sync + 'a;
+
+/// One bench phase: every client runs its share of `make(client, i)`
+/// requests back to back; returns the wall time and every latency.
+fn bench_phase(
+    servers: &[String],
+    clients: usize,
+    ops: usize,
+    make: &MakeRequest,
+) -> Result<(Duration, Vec<Duration>), String> {
+    let start = std::time::Instant::now();
+    let results: Vec<Result<Vec<Duration>, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                let server = &servers[c % servers.len()];
+                scope.spawn(move || {
+                    let mut client = Client::connect(server, Duration::from_secs(5))
+                        .map_err(|e| format!("{server}: {e}"))?;
+                    let share = ops / clients + usize::from(c < ops % clients);
+                    let mut lat = Vec::with_capacity(share);
+                    for i in 0..share {
+                        let request = make(c, i);
+                        let t = std::time::Instant::now();
+                        let r = client
+                            .call(&request)
+                            .map_err(|e| format!("{server}: {e}"))?;
+                        lat.push(t.elapsed());
+                        if r.code != ErrorCode::Ok {
+                            return Err(format!("{server}: {request:?}: {}", r.code));
+                        }
+                    }
+                    Ok(lat)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a client panicked".into())))
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    let mut all = Vec::with_capacity(ops);
+    for r in results {
+        all.extend(r?);
+    }
+    Ok((elapsed, all))
+}
+
+fn bench(server: &str, args: &BenchArgs) -> ExitCode {
+    let servers: Vec<String> = args
+        .servers
+        .as_deref()
+        .unwrap_or(server)
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let clients = args.clients.max(1);
+    let root = format!(
+        "/bench-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    );
+    let setup = Client::connect(&servers[0], Duration::from_secs(5)).and_then(|mut c| {
+        c.call(&Request::Create {
+            path: root.clone(),
+            data: Vec::new(),
+            mode: CreateMode::Persistent,
+        })
+    });
+    match setup {
+        Ok(r) if r.code == ErrorCode::Ok => {}
+        Ok(r) => {
+            eprintln!("bench: create {root}: {}", r.code);
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("cannot reach {}: {e}", servers[0]);
+            return ExitCode::from(2);
+        }
+    }
+    let data = vec![b'x'; args.size];
+    let path = |c: usize, i: usize| format!("{root}/c{c}-{i}");
+    let phases: [(&str, Box<MakeRequest>); 2] = [
+        (
+            "create",
+            Box::new(|c, i| Request::Create {
+                path: path(c, i),
+                data: data.clone(),
+                mode: CreateMode::Persistent,
+            }),
+        ),
+        (
+            "set-data",
+            Box::new(|c, i| Request::SetData {
+                path: path(c, i),
+                data: data.clone(),
+                version: -1,
+            }),
+        ),
+    ];
+    println!(
+        "bench: {} ops per phase, {clients} clients, {} B data, servers {}",
+        args.ops,
+        args.size,
+        servers.join(",")
+    );
+    for (name, make) in &phases {
+        match bench_phase(&servers, clients, args.ops, make.as_ref()) {
+            Ok((elapsed, mut lat)) => {
+                lat.sort_unstable();
+                println!(
+                    "{name:<8} ops={} ops/s={:.0} p50_us={:.0} p99_us={:.0} p99.9_us={:.0} max_us={:.0}",
+                    lat.len(),
+                    lat.len() as f64 / elapsed.as_secs_f64(),
+                    percentile(&lat, 0.50),
+                    percentile(&lat, 0.99),
+                    percentile(&lat, 0.999),
+                    percentile(&lat, 1.0)
+                );
+            }
+            Err(e) => {
+                eprintln!("bench {name}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_print_like_zkcli() {
+        assert_eq!(format_time(0), "Thu Jan 01 00:00:00 UTC 1970 (0)");
+        assert_eq!(
+            format_time(1_763_758_233_123),
+            "Fri Nov 21 20:50:33 UTC 2025 (1763758233123)"
+        );
+        assert_eq!(
+            format_time(951_782_400_000),
+            "Tue Feb 29 00:00:00 UTC 2000 (951782400000)"
+        );
+    }
 
     #[test]
     fn stat_uses_zookeepers_names() {

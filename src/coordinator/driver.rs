@@ -93,7 +93,14 @@ impl Node {
 
     /// Steps the peer with one input and acts on every output, in order.
     pub(super) fn input(&self, input: Input) {
-        let outputs = self.peer.borrow_mut().step(input);
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let outputs = {
+            let mut peer = self.peer.borrow_mut();
+            peer.set_wall_clock_ms(wall_ms);
+            peer.step(input)
+        };
         for output in outputs {
             match output {
                 Output::Send { to, msg } => self.send(to, &msg),
@@ -411,6 +418,15 @@ async fn answer(
             ClientOp::Write(WriteOp::Create { path, data, mode })
         }
         Request::Delete { path, version } => ClientOp::Write(WriteOp::Delete { path, version }),
+        Request::SetData {
+            path,
+            data,
+            version,
+        } => ClientOp::Write(WriteOp::SetData {
+            path,
+            data,
+            version,
+        }),
     };
     if matches!(op, ClientOp::Write(_)) && session.is_none() {
         match open_session(node, seen).await {

@@ -11,14 +11,35 @@
 //! - [`client`]: a blocking client of that protocol and the
 //!   `ringtail coordinator` shell (zkCli's `ls`, `get`, `stat`, ...).
 //!
+//! - [`jobs`]: other threads' work on the tree (a `Send` handle).
+//! - [`topics`]: the topic table in Kafka's layout, the broker's
+//!   [`crate::metadata::TopicStore`].
+//!
 //! [`start`] also opens this broker's session and keeps
 //! `/brokers/ids/<broker.id>` (ephemeral) and `/cluster/id` in the tree,
 //! as a Kafka broker does in ZooKeeper; [`Coordinator::shutdown`] closes
 //! the session so the broker's node goes at once.
+//!
+//! The controller: the first broker to create the ephemeral `/controller`
+//! (`{"version":2,"brokerid":N,"timestamp":"ms","kraftControllerEpoch":-1}`)
+//! holds it, in one `multi` with the increment of `/controller_epoch`
+//! (conditional on its version), as Kafka's
+//! `registerControllerAndIncrementControllerEpoch` does. The broker whose
+//! peer leads tries first; the others wait a second, so the controller
+//! is usually on the leader. When the holder's session ends the node
+//! goes and the next broker takes over with the next epoch.
+//!
+//! Stat times: the driver hands the core the wall clock before every
+//! input, and the leader stamps each proposal with it (ZooKeeper's
+//! leader does the same in prep), so ctime/mtime are real milliseconds
+//! and equal on every peer.
 
 pub mod client;
 pub mod driver;
+pub mod jobs;
+pub mod json;
 pub mod protocol;
+pub mod topics;
 pub mod wal;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -53,14 +74,31 @@ const SESSION_TIMEOUT_MS: u32 = 1000;
 pub struct Coordinator {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    inbox: Arc<jobs::Inbox>,
     /// The tools' address, when listening.
     pub client_addr: Option<SocketAddr>,
 }
 
+/// How long a broker's start waits for its ensemble before it falls back
+/// to the cached topic table.
+const TOPICS_LOAD_WAIT: Duration = Duration::from_secs(20);
+
 impl Coordinator {
+    /// The broker's topic table in the tree.
+    pub fn topic_store(&self, broker_id: i32) -> Box<dyn crate::metadata::TopicStore> {
+        Box::new(topics::TreeTopics {
+            client: jobs::TreeClient {
+                inbox: self.inbox.clone(),
+            },
+            broker_id,
+            load_wait: TOPICS_LOAD_WAIT,
+        })
+    }
+
     /// Closes the broker's session (its ephemeral node goes) and stops the
     /// thread. Waits at most a few seconds for a quorum.
     pub fn shutdown(mut self) {
+        self.inbox.close();
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -142,13 +180,31 @@ fn peer_config(config: &BrokerConfig, me: NodeId, voters: Vec<NodeId>, incarnati
     }
 }
 
+/// Binds `addr`, waiting up to 2 s while it is in use: after a broker
+/// exits, the kernel frees its io_uring-owned listeners a little late
+/// (the broker's own listener has the same grace, `broker::probe_listen`).
+fn bind_with_grace(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match std::net::TcpListener::bind(addr) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Binds the tools' port: the configured one (an error if taken) or
 /// ZooKeeper's default when free.
 fn bind_client(config: &BrokerConfig, host: &str) -> Result<Option<std::net::TcpListener>, String> {
     match config.coordinator_client_port {
         Some(port) => {
             let addr = resolve(host, port, "coordinator.client.port")?;
-            std::net::TcpListener::bind(addr)
+            bind_with_grace(addr)
                 .map(Some)
                 .map_err(|e| format!("coordinator.client.port: cannot listen on {addr}: {e}"))
         }
@@ -190,7 +246,7 @@ pub fn start(config: &BrokerConfig, cluster_id: &str) -> Result<Coordinator, Str
     };
     let peer_listener = match peer_addr {
         Some(addr) => Some(
-            std::net::TcpListener::bind(addr)
+            bind_with_grace(addr)
                 .map_err(|e| format!("coordinator.voters: cannot listen on {addr}: {e}"))?,
         ),
         None => None,
@@ -225,6 +281,8 @@ pub fn start(config: &BrokerConfig, cluster_id: &str) -> Result<Coordinator, Str
     };
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();
+    let inbox = Arc::new(jobs::Inbox::default());
+    let thread_inbox = inbox.clone();
     // Listeners move to the thread as std sockets and are re-bound there
     // on the ring (same address, the std socket is closed first).
     let peer_addr_bound = peer_listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -259,7 +317,16 @@ pub fn start(config: &BrokerConfig, cluster_id: &str) -> Result<Coordinator, Str
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
-                run(node, others, peer_l, client_l, registration, thread_stop).await;
+                run(
+                    node,
+                    others,
+                    peer_l,
+                    client_l,
+                    registration,
+                    thread_stop,
+                    thread_inbox,
+                )
+                .await;
             });
         })
         .map_err(|e| format!("cannot start the coordinator thread: {e}"))?;
@@ -274,6 +341,7 @@ pub fn start(config: &BrokerConfig, cluster_id: &str) -> Result<Coordinator, Str
     Ok(Coordinator {
         stop,
         thread: Some(thread),
+        inbox,
         client_addr,
     })
 }
@@ -285,6 +353,7 @@ async fn run(
     client_listener: Option<TcpListener>,
     registration: Registration,
     stop: Arc<AtomicBool>,
+    inbox: Arc<jobs::Inbox>,
 ) {
     use ringtail_io::rt::spawn;
     spawn(driver::ticker(node.clone(), Duration::from_millis(TICK_MS)));
@@ -299,6 +368,11 @@ async fn run(
         spawn(driver::client_acceptor(node.clone(), l));
     }
     let session = Rc::new(std::cell::Cell::new(None));
+    let ctx = Rc::new(jobs::Ctx {
+        node: node.clone(),
+        session: session.clone(),
+    });
+    spawn(jobs::serve(inbox, ctx));
     spawn(register(
         node.clone(),
         registration,
@@ -422,7 +496,9 @@ async fn register(
             }
         }
         eprintln!("coordinator: registered {me} (session 0x{:x})", s.0);
+        let mut controller_absent = 0u32;
         while !stop.load(Ordering::SeqCst) {
+            controller(&node, s, &reg, &mut controller_absent).await;
             sleep(Duration::from_millis(u64::from(SESSION_TIMEOUT_MS) / 4)).await;
             if stop.load(Ordering::SeqCst) {
                 return;
@@ -442,6 +518,75 @@ async fn register(
                 session.set(None);
                 continue 'outer;
             }
+        }
+    }
+}
+
+/// Kafka's `/controller` JSON.
+fn controller_json(broker_id: u32) -> String {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!(
+        "{{\"version\":2,\"brokerid\":{broker_id},\"timestamp\":\"{now_ms}\",\"kraftControllerEpoch\":-1}}"
+    )
+}
+
+/// Takes `/controller` when it is free (see the module doc): the broker
+/// whose peer leads at once, the others after it stayed free for a
+/// second of checks.
+async fn controller(node: &Node, s: SessionId, reg: &Registration, absent: &mut u32) {
+    let present = node.with_peer(|p| p.tree().node(kafka::CONTROLLER).is_some());
+    if present {
+        *absent = 0;
+        return;
+    }
+    *absent += 1;
+    let leading = matches!(
+        node.role(),
+        ringtail_coordinator::peer::RoleKind::Leading { established: true }
+    );
+    if !leading && *absent < 4 {
+        return;
+    }
+    if node.with_peer(|p| p.tree().node(kafka::CONTROLLER_EPOCH).is_none()) {
+        match write(
+            node,
+            Some(s),
+            create(kafka::CONTROLLER_EPOCH, b"0", CreateMode::Persistent),
+        )
+        .await
+        {
+            Ok(_) | Err(ErrorCode::NodeExists) => {}
+            Err(_) => return,
+        }
+    }
+    let Some((epoch, version)) = node.with_peer(|p| {
+        let n = p.tree().node(kafka::CONTROLLER_EPOCH)?;
+        let epoch: i64 = std::str::from_utf8(&n.data).ok()?.trim().parse().ok()?;
+        Some((epoch, n.stat.version))
+    }) else {
+        return;
+    };
+    let ops = vec![
+        create(
+            kafka::CONTROLLER,
+            controller_json(reg.broker_id).as_bytes(),
+            CreateMode::Ephemeral,
+        ),
+        WriteOp::SetData {
+            path: kafka::CONTROLLER_EPOCH.to_string(),
+            data: (epoch + 1).to_string().into_bytes(),
+            version,
+        },
+    ];
+    if let Ok(OpResult::Multi(results)) = write(node, Some(s), WriteOp::Multi(ops)).await {
+        if !results.iter().any(|r| matches!(r, OpResult::Error(_))) {
+            eprintln!(
+                "coordinator: broker {} is the controller (epoch {})",
+                reg.broker_id,
+                epoch + 1
+            );
         }
     }
 }

@@ -28,6 +28,12 @@ pub enum Request {
         path: String,
         version: i32,
     },
+    /// zkCli's `set` (-1: any version).
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
     /// Catch up with the leader before answering (ZooKeeper's `sync`).
     Sync(String),
     /// This peer's role and commit point (ZooKeeper's `srvr` command).
@@ -204,6 +210,7 @@ pub fn encode_request(request: &Request, last_zxid_seen: Zxid) -> Vec<u8> {
         Request::Delete { .. } => 5,
         Request::Sync(_) => 6,
         Request::Srvr => 7,
+        Request::SetData { .. } => 8,
     };
     w.u8(kind);
     w.u64(last_zxid_seen.0);
@@ -218,6 +225,15 @@ pub fn encode_request(request: &Request, last_zxid_seen: Zxid) -> Vec<u8> {
         }
         Request::Delete { path, version } => {
             w.str(path);
+            w.i32(*version);
+        }
+        Request::SetData {
+            path,
+            data,
+            version,
+        } => {
+            w.str(path);
+            w.bytes(data);
             w.i32(*version);
         }
         Request::Srvr => {}
@@ -257,6 +273,11 @@ pub fn decode_request(body: &[u8]) -> Result<(Request, Zxid), ProtocolError> {
         },
         6 => Request::Sync(r.str("path")?),
         7 => Request::Srvr,
+        8 => Request::SetData {
+            path: r.str("path")?,
+            data: r.bytes("data")?,
+            version: r.i32("version")?,
+        },
         kind => {
             return Err(ProtocolError::UnknownKind {
                 what: "request",
@@ -371,6 +392,11 @@ mod tests {
             },
             Request::Sync("/".into()),
             Request::Srvr,
+            Request::SetData {
+                path: "/a".into(),
+                data: b"x".to_vec(),
+                version: 3,
+            },
         ];
         for request in requests {
             let frame = encode_request(&request, Zxid(7));

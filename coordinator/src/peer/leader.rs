@@ -524,7 +524,11 @@ impl Leader {
         let logged = LoggedTxn {
             zxid,
             session,
-            time_ms: core.now * core.cfg.tick_ms,
+            time_ms: if core.wall_ms > 0 {
+                core.wall_ms
+            } else {
+                core.now * core.cfg.tick_ms
+            },
             txn,
         };
         self.spec.apply(&logged);

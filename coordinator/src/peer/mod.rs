@@ -202,6 +202,9 @@ enum After {
 struct Core {
     cfg: Config,
     now: u64,
+    /// The driver's wall clock (ms since the Unix epoch), 0 until it sets
+    /// one; the leader stamps proposals with it (ctime/mtime).
+    wall_ms: u64,
     accepted_epoch: Epoch,
     current_epoch: Epoch,
     /// Transactions after `log_base`, strictly increasing; includes written
@@ -280,6 +283,7 @@ impl Peer {
                 peer_epoch: durable.current_epoch,
             },
             now: 0,
+            wall_ms: 0,
             accepted_epoch: durable.accepted_epoch,
             current_epoch: durable.current_epoch,
             log: durable.log,
@@ -369,6 +373,15 @@ impl Peer {
 
     pub fn tree(&self) -> &DataTree {
         &self.core.tree
+    }
+
+    /// Sets the wall clock (ms since the Unix epoch) the leader stamps on
+    /// the transactions it proposes, as ZooKeeper's leader takes
+    /// `Time.currentWallTime()` in prep: peers apply the stamped value, so
+    /// every replica shows the same ctime/mtime. The core never reads a
+    /// clock itself; without this call it stamps its tick count in ms.
+    pub fn set_wall_clock_ms(&mut self, ms: u64) {
+        self.core.wall_ms = ms;
     }
 
     pub fn committed_zxid(&self) -> Zxid {
