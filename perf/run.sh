@@ -73,7 +73,7 @@ pid=
 start_broker() { # NAME [--override k=v ...]
   local name=$1; shift
   sync
-  local args=(broker --override log.dirs="$data" --override listeners=PLAINTEXT://$bootstrap
+  local args=(broker --override log.dirs="$data" --override "listeners=PLAINTEXT://$bootstrap"
     --override shard.count=1 --override num.partitions=16 "$@")
   note "taskset -c 0 $ringtail ${args[*]}"
   taskset -c 0 "$ringtail" "${args[@]}" 2> "$logs/broker-$name.log" &
@@ -101,7 +101,7 @@ rt() { # NAME ringtail-perf-args...
 # The same for rdkafka_performance (producer), with broker.sh's settings.
 rd() { # NAME TOPIC RECORDS [extra args]
   local name=$1 topic=$2 n=$3; shift 3
-  local args=(-P -t "$topic" -b "$bootstrap" -s $size -c "$n" -a 1 -q -X linger.ms=5 -X batch.size=1000000
+  local args=(-P -t "$topic" -b "$bootstrap" -s "$size" -c "$n" -a 1 -q -X linger.ms=5 -X batch.size=1000000
     -X queue.buffering.max.messages=10000000 -X queue.buffering.max.kbytes=8388608 "$@")
   note "taskset -c 1 $rdperf ${args[*]}"
   local t0; t0=$(broker_ticks)
