@@ -3,12 +3,14 @@
 # (librdkafka) group subscribed to a 6-partition topic on one Ringtail
 # node; one member leaves (close(), which sends LeaveGroup) and the time
 # until both remaining members have their new assignment (their on_assign
-# callbacks, three partitions each) is measured. A new member then joins
-# to make three again (not measured), and the round repeats.
+# callbacks, three partitions each) is measured. The leave comes at a
+# random (seeded) point of the members' heartbeat cycle. A new member then
+# joins to make three again (not measured), and the round repeats.
 #
 #   perf/rebalance.sh                      # 20 rounds, librdkafka defaults
 #   ROUNDS=50 HEARTBEAT_MS=300 perf/rebalance.sh
 #   RINGTAIL=path/to/ringtail perf/rebalance.sh   # skip the release build
+#   SEED=7 perf/rebalance.sh     # the same leave times (printed each run)
 #
 # The time is bound by latency, not throughput: the remaining members
 # learn of the rebalance at their next heartbeat (heartbeat.interval.ms,
@@ -41,13 +43,15 @@ cleanup() { kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$d
 trap cleanup EXIT
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 
-echo "rebalance after a leave: 3 members, 6 partitions, $rounds rounds, heartbeat.interval.ms=$heartbeat_ms"
-"$python" - "$bootstrap" "$rounds" "$heartbeat_ms" <<'EOF'
-import math, sys, threading, time
+seed=${SEED:-$(date +%s)}
+echo "rebalance after a leave: 3 members, 6 partitions, $rounds rounds, heartbeat.interval.ms=$heartbeat_ms, SEED=$seed"
+"$python" - "$bootstrap" "$rounds" "$heartbeat_ms" "$seed" <<'EOF'
+import math, random, sys, threading, time
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-bootstrap, rounds, heartbeat_ms = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+bootstrap, rounds, heartbeat_ms, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rng = random.Random(seed)
 TOPIC, GROUP, PARTITIONS = "rebalance", "rebalance-bench", 6
 admin = AdminClient({"bootstrap.servers": bootstrap})
 admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])[TOPIC].result(30)
@@ -102,6 +106,10 @@ for m in members:
 samples = []
 for r in range(rounds):
     wait_for(lambda: balanced(members, 2), "three members with two partitions each")
+    # Leave at a random point of the heartbeat cycle: the members' timers
+    # restart with each assignment, so leaving right after one would
+    # always wait a whole interval.
+    time.sleep(heartbeat_ms / 1000 + rng.uniform(0, heartbeat_ms / 1000))
     victim = members.pop(0)
     victim.stop = True
     wait_for(lambda: victim.closed_at is not None, "the leaving member to close")
