@@ -156,6 +156,7 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     // bind first fails if anyone listens there.
     let addr = config.listeners[0].socket_addr()?;
     drop(probe_listen(addr)?);
+    let metrics_listener = crate::metrics::http::bind(&config)?;
     let cluster_id = cluster_id.expect("at least one log dir");
     let coordinator = crate::coordinator::start(&config, &cluster_id)?;
     // The tree is the topic table's home; the file is its cache
@@ -192,6 +193,10 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
             }
             Err(_) => return Err("a shard thread died during start-up".into()),
         }
+    }
+    if let Some(listener) = metrics_listener {
+        let at = crate::metrics::http::spawn(listener, shared.clone())?;
+        eprintln!("metrics at http://{at}/metrics");
     }
     let c = &shared.config;
     let topics = shared.metadata.snapshot().topics.len();

@@ -106,7 +106,17 @@ pub struct BrokerConfig {
     pub offsets_retention_ms: i64,
     /// `offsets.retention.check.interval.ms` (Kafka's default: 10 min).
     pub offsets_retention_check_interval_ms: i64,
+    /// `metrics.listen`: the Prometheus `/metrics` endpoint, `ip:port`
+    /// (default [`METRICS_LISTEN_DEFAULT`]; empty: no endpoint).
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `metrics.listen` was set: a taken port then stops start-up, while
+    /// the default port is skipped with a warning (tests, second brokers).
+    pub metrics_listen_explicit: bool,
 }
+
+/// Where `/metrics` listens unless `metrics.listen` says otherwise
+/// (Redpanda's metrics port; loopback, like the default listener).
+pub const METRICS_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
 
 /// One voter of the coordinator ensemble.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +206,8 @@ impl Default for BrokerConfig {
             coordinator_voters: Vec::new(),
             coordinator_data_dir: None,
             coordinator_client_port: None,
+            metrics_listen: METRICS_LISTEN_DEFAULT.parse().ok(),
+            metrics_listen_explicit: false,
         }
     }
 }
@@ -443,6 +455,19 @@ impl BrokerConfig {
                 "offsets.retention.check.interval.ms" => {
                     c.offsets_retention_check_interval_ms = at_least(k, v, 1)?
                 }
+                "metrics.listen" => {
+                    c.metrics_listen_explicit = true;
+                    c.metrics_listen = match v {
+                        "" => None,
+                        _ => Some(v.parse().map_err(|_| {
+                            invalid(
+                                k,
+                                v,
+                                "expected ip:port, e.g. 0.0.0.0:9644, or empty for none",
+                            )
+                        })?),
+                    };
+                }
                 _ if IGNORED.contains(&k) => notes.ignored.push(k.to_string()),
                 _ => notes.unknown.push(k.to_string()),
             }
@@ -632,6 +657,24 @@ mod tests {
             match load(text) {
                 Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
                 other => panic!("{text}: expected an error naming {key}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn metrics_listen() {
+        let (c, _) = load("broker.id=1").expect("load");
+        assert_eq!(c.metrics_listen, METRICS_LISTEN_DEFAULT.parse().ok());
+        assert!(!c.metrics_listen_explicit);
+        let (c, _) = load("metrics.listen=0.0.0.0:9308").expect("load");
+        assert_eq!(c.metrics_listen, "0.0.0.0:9308".parse().ok());
+        assert!(c.metrics_listen_explicit);
+        let (c, _) = load("metrics.listen=").expect("load");
+        assert_eq!(c.metrics_listen, None);
+        for bad in ["metrics.listen=9644", "metrics.listen=localhost:9644"] {
+            match load(bad) {
+                Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "metrics.listen"),
+                other => panic!("{bad}: expected an error naming metrics.listen, got {other:?}"),
             }
         }
     }

@@ -18,6 +18,8 @@
 //! - [`broker`]: start-up, signals and clean shutdown.
 //! - [`coordinator`]: the embedded ZAB peer's driver (WAL, peer links,
 //!   the tools' port), the broker's registration, the coordinator shell.
+//! - [`metrics`]: Prometheus `/metrics` (per-shard counters merged at
+//!   scrape time, on the endpoint's own thread).
 //! - [`admin`]: the CLI's client side (topics, console producer and
 //!   consumer) and a small blocking client.
 
@@ -27,6 +29,7 @@ pub mod config;
 pub mod coordinator;
 pub mod group;
 pub mod metadata;
+pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
 pub mod replication;

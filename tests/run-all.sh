@@ -12,6 +12,7 @@ apt_needs=(
   "mount:mount"        # the full-disk test mounts a 2 MiB tmpfs
   "python3:python3"
   "kcat:kcat"          # tests/clients/kcat.sh (librdkafka 2.0 from Debian)
+  "promtool:prometheus" # tests/metrics.rs: promtool and a real Prometheus server
 )
 missing=()
 for pair in "${apt_needs[@]}"; do

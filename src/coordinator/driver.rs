@@ -174,6 +174,11 @@ pub(super) async fn ticker(node: Rc<Node>, tick: Duration) {
     loop {
         sleep(tick).await;
         node.input(Input::Tick);
+        let outstanding = node.waiters.borrow().len();
+        node.with_peer(|p| {
+            let (role, epoch, zxid) = (p.role(), p.epochs().1 .0, p.last_zxid().0);
+            crate::metrics::coordinator::observe(role, epoch, zxid, outstanding)
+        });
     }
 }
 

@@ -36,6 +36,7 @@ struct Pipeline {
 
 pub async fn serve(stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
     shard.connections.set(shard.connections.get() + 1);
+    crate::metrics::shard::connection_accepted();
     let stream = Rc::new(stream);
     let pipeline = Rc::new(Pipeline {
         pending: RefCell::new(VecDeque::new()),

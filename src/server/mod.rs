@@ -174,7 +174,10 @@ pub async fn handle(frame: BytesMut, shard: Rc<Shard>, peer: SocketAddr) -> Resp
             Err(e) => return Response::Close(e.to_string()),
         }
     };
-    handlers::dispatch(header, frame, body_offset, shard).await
+    let (api, started) = (header.api_key, std::time::Instant::now());
+    let response = handlers::dispatch(header, frame, body_offset, shard).await;
+    crate::metrics::shard::request_done(api, started.elapsed());
+    response
 }
 
 /// The request header, owned (the frame moves on to the handler).

@@ -388,6 +388,11 @@ impl Log {
         }
     }
 
+    /// Why the log refuses writes (a failed write or sync), if it does.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.state.borrow().failed.clone()
+    }
+
     /// Queues a batch as leader: assigns offsets starting at the log end,
     /// stamps `leader_epoch`, and resolves once the batch is written (not
     /// yet durable: see [`Log::wait_durable`]). The batch must already be

@@ -48,6 +48,43 @@ pub struct DriverStats {
     /// Socket -> user memory.
     pub bytes_received: u64,
     pub fdatasyncs: u64,
+    /// fdatasync latency: counts per bucket of [`FDATASYNC_BOUNDS_NS`]
+    /// (the last bucket holds the slower ones) and their sum.
+    pub fdatasync_buckets: [u64; FDATASYNC_BOUNDS_NS.len() + 1],
+    pub fdatasync_ns_sum: u64,
+    /// Time blocked in `io_uring_enter` waiting for a completion (parked).
+    pub parked_ns: u64,
+    /// Time since the runtime started, less `parked_ns`: the thread was
+    /// running tasks or submitting (filled in by `rt::driver_stats`).
+    pub busy_ns: u64,
+}
+
+/// Upper bounds of the fdatasync latency buckets (100 us to 10 s).
+pub const FDATASYNC_BOUNDS_NS: [u64; 14] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    10_000_000_000,
+];
+
+impl DriverStats {
+    /// Counts one fdatasync that took `ns`.
+    pub fn record_fdatasync(&mut self, ns: u64) {
+        let bucket = FDATASYNC_BOUNDS_NS.partition_point(|&bound| bound < ns);
+        self.fdatasyncs += 1;
+        self.fdatasync_buckets[bucket] += 1;
+        self.fdatasync_ns_sum += ns;
+    }
 }
 
 pub(crate) struct Driver {
@@ -58,6 +95,7 @@ pub(crate) struct Driver {
     unsubmitted: u32,
     pub(crate) stats: DriverStats,
     pub(crate) eventfd_completed: bool,
+    pub(crate) started: std::time::Instant,
 }
 
 /// io-wq workers run what cannot complete inline (fdatasync, splice,
@@ -90,6 +128,7 @@ impl Driver {
             unsubmitted: 0,
             stats: DriverStats::default(),
             eventfd_completed: false,
+            started: std::time::Instant::now(),
         })
     }
 
@@ -182,7 +221,12 @@ impl Driver {
         loop {
             let want = usize::from(wait);
             self.stats.enter_calls += 1;
-            match self.ring.submit_and_wait(want) {
+            let parked = wait.then(std::time::Instant::now);
+            let entered = self.ring.submit_and_wait(want);
+            if let Some(t) = parked {
+                self.stats.parked_ns += t.elapsed().as_nanos() as u64;
+            }
+            match entered {
                 Ok(_) => {
                     self.unsubmitted = 0;
                     return;

@@ -242,9 +242,10 @@ impl File {
         let entry = opcode::Fsync::new(types::Fd(self.as_raw_fd()))
             .flags(types::FsyncFlags::DATASYNC)
             .build();
+        let started = std::time::Instant::now();
         // SAFETY: no memory is referenced by an fsync.
         let (completion, ()) = unsafe { Op::submit(entry, ()) }.await;
-        super::count(|s| s.fdatasyncs += 1);
+        super::count(|s| s.record_fdatasync(started.elapsed().as_nanos() as u64));
         completion.into_io().map(drop)
     }
 

@@ -32,7 +32,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use crossbeam_queue::SegQueue;
 
 pub(crate) use driver::Driver;
-pub use driver::DriverStats;
+pub use driver::{DriverStats, FDATASYNC_BOUNDS_NS};
 
 /// Size of each thread's submission queue.
 const RING_ENTRIES: u32 = 1024;
@@ -333,7 +333,13 @@ where
 
 /// Counters of this thread's ring, for metrics.
 pub fn driver_stats() -> DriverStats {
-    with_runtime(|rt| rt.driver.borrow().stats)
+    with_runtime(|rt| {
+        let driver = rt.driver.borrow();
+        let mut stats = driver.stats;
+        let alive = driver.started.elapsed().as_nanos() as u64;
+        stats.busy_ns = alive.saturating_sub(stats.parked_ns);
+        stats
+    })
 }
 
 /// Adds to this thread's byte counters (called where operations complete).

@@ -116,6 +116,9 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
     let mut response = FetchResponse::default();
     let mut slices = Vec::new();
     for (target, read) in targets.iter().zip(reads) {
+        if read.error != ErrorCode::None {
+            crate::metrics::shard::request_error(header.api_key, read.error);
+        }
         let mut partition = if read.error == ErrorCode::None {
             FetchPartitionResponse::empty(
                 PartitionId(target.partition),
@@ -201,7 +204,12 @@ async fn read_on_owner(
             p.log
                 .read(LogOffset(t.offset), limit.max(1), Some(hw))
                 .await
-                .map(|r| r.slice)
+                .map(|r| {
+                    let served = (r.next_offset.0 - t.offset).max(0) as u64;
+                    let n = r.slice.as_ref().map_or(0, |s| s.len);
+                    crate::metrics::shard::fetched(&t.topic, t.partition, n, served);
+                    r.slice
+                })
         };
         let read = match read {
             Ok(slice) => {

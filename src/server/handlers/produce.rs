@@ -150,6 +150,9 @@ pub async fn handle(
             (None, Plan::Append { .. }) => unreachable!("every append was spawned"),
         });
     }
+    for code in results.iter().filter_map(|r| r.err()) {
+        crate::metrics::shard::request_error(header.api_key, code);
+    }
     if acks == Some(Acks::None) {
         // No answer goes back for acks=0, so an error can only be reported
         // by closing the connection, as Kafka does.
@@ -245,6 +248,7 @@ async fn append(
         }
         partition.producers.borrow_mut().record(b);
     }
+    let bytes = batch.len() as u64;
     let appended = partition.append(batch).await;
     let info = match appended {
         Ok(info) => info,
@@ -259,6 +263,8 @@ async fn append(
             return Err(log_error_code(&e));
         }
     };
+    let records = (info.last_offset.0 - info.base_offset.0 + 1) as u64;
+    crate::metrics::shard::appended(&topic, index, bytes, records);
     if durable {
         partition
             .log

@@ -1,0 +1,250 @@
+//! Counters each shard keeps for itself, and the snapshot a scrape takes
+//! on that shard.
+//!
+//! The request path only touches this thread's own cells: a counter is
+//! written by one shard and read by the same shard when a scrape's job
+//! runs there (see [`super::collect`]), so nothing is atomic, nothing is
+//! shared, and a request costs two clock reads and a few additions.
+//! Partition counters live on the partition's owner shard.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use ringtail_io::rt::{self, DriverStats};
+use ringtail_protocol::{ApiKey, ErrorCode};
+
+use crate::shard::Shard;
+
+/// Upper bounds of the request latency buckets (100 us to 10 s).
+pub const LATENCY_BOUNDS_NS: [u64; 16] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// Requests of one API: count and latency (per bucket, the last bucket
+/// above every bound).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiCounters {
+    pub requests: u64,
+    pub buckets: [u64; LATENCY_BOUNDS_NS.len() + 1],
+    pub latency_ns_sum: u64,
+}
+
+/// Traffic of one partition, counted on its owner shard.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PartitionCounters {
+    pub bytes_in: u64,
+    pub records_in: u64,
+    pub bytes_out: u64,
+    pub records_out: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    /// Indexed by API key.
+    apis: Vec<ApiCounters>,
+    errors: HashMap<(ApiKey, ErrorCode), u64>,
+    /// Topic name, then partition index.
+    partitions: HashMap<String, Vec<PartitionCounters>>,
+    connections_accepted: u64,
+}
+
+thread_local! {
+    static COUNTERS: RefCell<Counters> = RefCell::new(Counters::default());
+}
+
+/// Counts a request of `api` that took `elapsed` to answer.
+pub fn request_done(api: ApiKey, elapsed: Duration) {
+    let ns = elapsed.as_nanos() as u64;
+    let bucket = LATENCY_BOUNDS_NS.partition_point(|&bound| bound < ns);
+    COUNTERS.with(|c| {
+        let mut c = c.borrow_mut();
+        let index = api as i16 as usize;
+        if c.apis.len() <= index {
+            c.apis.resize(index + 1, ApiCounters::default());
+        }
+        let a = &mut c.apis[index];
+        a.requests += 1;
+        a.buckets[bucket] += 1;
+        a.latency_ns_sum += ns;
+    });
+}
+
+/// Counts a partition-level error `api` answered with.
+pub fn request_error(api: ApiKey, error: ErrorCode) {
+    COUNTERS.with(|c| *c.borrow_mut().errors.entry((api, error)).or_default() += 1);
+}
+
+fn with_partition(topic: &str, partition: i32, f: impl FnOnce(&mut PartitionCounters)) {
+    let Ok(index) = usize::try_from(partition) else {
+        return;
+    };
+    COUNTERS.with(|c| {
+        let mut c = c.borrow_mut();
+        let slots = match c.partitions.get_mut(topic) {
+            Some(slots) => slots,
+            None => c.partitions.entry(topic.to_string()).or_default(),
+        };
+        if slots.len() <= index {
+            slots.resize(index + 1, PartitionCounters::default());
+        }
+        f(&mut slots[index]);
+    });
+}
+
+/// Counts a batch appended to a partition (on its owner shard).
+pub fn appended(topic: &str, partition: i32, bytes: u64, records: u64) {
+    with_partition(topic, partition, |p| {
+        p.bytes_in += bytes;
+        p.records_in += records;
+    });
+}
+
+/// Counts record bytes and offsets a Fetch served (on the owner shard).
+pub fn fetched(topic: &str, partition: i32, bytes: u64, records: u64) {
+    with_partition(topic, partition, |p| {
+        p.bytes_out += bytes;
+        p.records_out += records;
+    });
+}
+
+pub fn connection_accepted() {
+    COUNTERS.with(|c| c.borrow_mut().connections_accepted += 1);
+}
+
+/// One partition as its owner shard sees it at scrape time.
+#[derive(Debug, Clone)]
+pub struct PartitionSnapshot {
+    pub topic: String,
+    pub partition: i32,
+    pub replicas: i16,
+    pub log_start: i64,
+    pub log_end: i64,
+    pub high_watermark: i64,
+    pub size_bytes: u64,
+    pub segments: usize,
+    /// The log refuses writes after a failed write or sync.
+    pub failed: bool,
+    pub counters: PartitionCounters,
+}
+
+/// A committed offset held by a group coordinator on this shard.
+#[derive(Debug, Clone)]
+pub struct GroupOffset {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Everything one shard reports to a scrape.
+#[derive(Debug, Clone)]
+pub struct ShardSnapshot {
+    pub shard: usize,
+    pub connections_open: usize,
+    pub connections_accepted: u64,
+    pub apis: Vec<(ApiKey, ApiCounters)>,
+    pub errors: Vec<(ApiKey, ErrorCode, u64)>,
+    pub partitions: Vec<PartitionSnapshot>,
+    pub groups: Vec<GroupOffset>,
+    pub io: DriverStats,
+}
+
+/// Takes the snapshot; runs on the shard itself (a scrape's mesh job).
+/// Counters of partitions this shard no longer holds are dropped, so a
+/// deleted topic's series disappear.
+pub fn snapshot(shard: &Shard) -> ShardSnapshot {
+    let open = shard.partitions();
+    let held: HashSet<(&str, i32)> = open
+        .iter()
+        .map(|p| (p.topic.name.as_str(), p.index))
+        .collect();
+    COUNTERS.with(|c| {
+        let mut c = c.borrow_mut();
+        c.partitions.retain(|topic, slots| {
+            for (index, slot) in slots.iter_mut().enumerate() {
+                if !held.contains(&(topic.as_str(), index as i32)) {
+                    *slot = PartitionCounters::default();
+                }
+            }
+            (0..slots.len()).any(|i| held.contains(&(topic.as_str(), i as i32)))
+        });
+        let partitions = open
+            .iter()
+            .map(|p| {
+                let offsets = p.log.offsets();
+                let stats = p.log.stats();
+                PartitionSnapshot {
+                    topic: p.topic.name.clone(),
+                    partition: p.index,
+                    replicas: p.topic.replication_factor,
+                    log_start: offsets.log_start.0,
+                    log_end: offsets.log_end.0,
+                    high_watermark: p.high_watermark().0,
+                    size_bytes: stats.size_bytes,
+                    segments: stats.segments,
+                    failed: p.log.failure().is_some(),
+                    counters: c
+                        .partitions
+                        .get(&p.topic.name)
+                        .and_then(|slots| slots.get(p.index as usize))
+                        .copied()
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        let apis = ApiKey::ALL
+            .iter()
+            .filter_map(|&api| {
+                let counters = c.apis.get(api as i16 as usize)?;
+                (counters.requests > 0).then_some((api, *counters))
+            })
+            .collect();
+        ShardSnapshot {
+            shard: shard.id.0,
+            connections_open: shard.connections.get(),
+            connections_accepted: c.connections_accepted,
+            apis,
+            errors: c.errors.iter().map(|(&(a, e), &n)| (a, e, n)).collect(),
+            partitions,
+            groups: group_offsets(),
+            io: rt::driver_stats(),
+        }
+    })
+}
+
+/// Committed offsets of the groups this shard coordinates (none when it
+/// holds no `__consumer_offsets` partition).
+fn group_offsets() -> Vec<GroupOffset> {
+    crate::group::driver::with(|coordinator, _now| {
+        coordinator
+            .groups()
+            .flat_map(|g| {
+                g.offsets
+                    .iter()
+                    .map(|((topic, partition), om)| GroupOffset {
+                        group: g.id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        offset: om.offset,
+                    })
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
