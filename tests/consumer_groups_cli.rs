@@ -9,7 +9,8 @@
 //!   refused while it is active, with Kafka's messages. After it closes,
 //!   `--reset-offsets --to-earliest --execute` moves the commits to 0, a
 //!   new confluent consumer re-reads from 0, `--to-offset` clamps,
-//!   `--dry-run` changes nothing, `--delete` removes the group.
+//!   `--dry-run` changes nothing, `--delete-offsets` drops one
+//!   partition's commit, `--delete` removes the group.
 //! - `console-consumer --group` resumes where a previous run committed
 //!   (nothing repeated, nothing lost); two console consumers in one group
 //!   split the partitions, the second starting at the first's commits;
@@ -395,6 +396,30 @@ fn consumer_groups_describes_resets_and_deletes_a_librdkafka_group() {
     );
     let stdout = python_ok(&out, "reread", &broker);
     assert!(stdout.contains(r#"{"0": 0, "1": 0, "2": 0}"#), "{stdout}");
+
+    // --delete-offsets drops one partition's commit; --list --state.
+    let (ok, stdout, _) = groups(
+        &broker,
+        &["--delete-offsets", "--group", "pyg", "--topic", "clicks:2"],
+    );
+    assert!(
+        ok && stdout.contains("Request succeed for deleting offsets with topic clicks group pyg")
+            && stdout.contains("Successful"),
+        "{stdout}"
+    );
+    let partitions: Vec<String> = describe(&broker, "pyg")
+        .0
+        .into_iter()
+        .map(|r| r.partition)
+        .collect();
+    assert_eq!(partitions, ["0", "1"]);
+    let (ok, stdout, _) = groups(&broker, &["--list", "--state"]);
+    assert!(
+        ok && stdout
+            .lines()
+            .any(|l| l.split_whitespace().eq(["pyg", "Empty"])),
+        "{stdout}"
+    );
 
     let (ok, stdout, _) = groups(&broker, &["--delete", "--group", "pyg"]);
     assert!(
