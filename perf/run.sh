@@ -195,9 +195,13 @@ section "agreement with rdkafka_performance"
 echo $fixed_rate > "$logs/agree.fixed_rate"
 wipe; start_broker agree
 # Topics made first, so that neither tool times its own topic creation.
-for t in agree-fixed-rt agree-fixed-rd agree-max-rt agree-max-rd agree-max-java; do
+for t in agree-fixed-rt agree-fixed-rd agree-max-rt agree-max-rd agree-max-java agree-max-if1 agree-max-if5; do
   # shellcheck disable=SC2046
   rt "create-$t" $(produce_args $t 16 1 1 0 -1)
+done
+for t in agree-p1-rt agree-p1-rd; do
+  # shellcheck disable=SC2046
+  rt "create-$t" $(produce_args $t 1 1 1 0 -1)
 done
 # shellcheck disable=SC2046
 rt agree-fixed-rt $(produce_args agree-fixed-rt 16 1 1 $fixed_records $fixed_rate --defaults librdkafka)
@@ -207,6 +211,16 @@ rt agree-max-rt $(produce_args agree-max-rt 16 1 1 $records -1 --defaults librdk
 rd agree-max-rd agree-max-rd $records
 # shellcheck disable=SC2046
 rt agree-max-java $(produce_args agree-max-java 16 1 1 $records -1)
+# How the broker answers the depth of pipelining: librdkafka's settings
+# with 1 and 5 requests in flight instead of a million.
+for f in 1 5; do
+  # shellcheck disable=SC2046
+  rt "agree-max-if$f" $(produce_args "agree-max-if$f" 16 1 1 $records -1 --defaults librdkafka --max-in-flight $f)
+done
+# One partition: no partitioner in play.
+# shellcheck disable=SC2046
+rt agree-p1-rt $(produce_args agree-p1-rt 1 1 1 $records -1 --defaults librdkafka)
+rd agree-p1-rd agree-p1-rd $records
 stop_broker
 wipe
 
@@ -304,6 +318,8 @@ rows.append(f"| produce->consume latency at half the maximum rate ({sent['rate']
 
 fr, frd = summary("agree-fixed-rt"), rdkafka("agree-fixed-rd")
 mr, mrd, mj = summary("agree-max-rt"), rdkafka("agree-max-rd"), summary("agree-max-java")
+m1, m5 = summary("agree-max-if1"), summary("agree-max-if5")
+p1, p1d = summary("agree-p1-rt"), rdkafka("agree-p1-rd")
 def wall_rates(a, a_records, b, b_records):
     """Each tool's records over its whole process's wall time (setup
     included): a check on the tools' own clocks."""
@@ -315,8 +331,11 @@ agree = [
     f"| fixed rate, {int(read('agree.fixed_rate'))} records/s offered | {fr['rate']:.0f} records/s, p99 {fr['p99']:.1f} ms | {frd['rate']:.0f} records/s | {fr['rate'] / frd['rate']:.2f} | {wall_rates('agree-fixed-rt', fr['records'], 'agree-fixed-rd', frd['delivered'])} | {cpu('agree-fixed-rt', fr['records'])} vs {cpu('agree-fixed-rd', frd['delivered'])} |",
     f"| maximum rate, same settings (`--defaults librdkafka`) | {mr['rate']:.0f} records/s | {mrd['rate']:.0f} records/s | {mr['rate'] / mrd['rate']:.2f} | {wall_rates('agree-max-rt', mr['records'], 'agree-max-rd', mrd['delivered'])} | {cpu('agree-max-rt', mr['records'])} vs {cpu('agree-max-rd', mrd['delivered'])} |",
     f"| maximum rate, ringtail-perf with Java defaults (for the request shape) | {mj['rate']:.0f} records/s | | {mj['rate'] / mrd['rate']:.2f} | {wall_rates('agree-max-java', mj['records'], 'agree-max-rd', mrd['delivered'])} | {cpu('agree-max-java', mj['records'])} |",
+    f"| maximum rate, ringtail-perf with librdkafka's settings but 1 request in flight | {m1['rate']:.0f} records/s | | {m1['rate'] / mrd['rate']:.2f} | {wall_rates('agree-max-if1', m1['records'], 'agree-max-rd', mrd['delivered'])} | {cpu('agree-max-if1', m1['records'])} |",
+    f"| maximum rate, ringtail-perf with librdkafka's settings but 5 requests in flight | {m5['rate']:.0f} records/s | | {m5['rate'] / mrd['rate']:.2f} | {wall_rates('agree-max-if5', m5['records'], 'agree-max-rd', mrd['delivered'])} | {cpu('agree-max-if5', m5['records'])} |",
+    f"| maximum rate, same settings, 1 partition | {p1['rate']:.0f} records/s | {p1d['rate']:.0f} records/s | {p1['rate'] / p1d['rate']:.2f} | {wall_rates('agree-p1-rt', p1['records'], 'agree-p1-rd', p1d['delivered'])} | {cpu('agree-p1-rt', p1['records'])} vs {cpu('agree-p1-rd', p1d['delivered'])} |",
 ]
-shapes = [f"- `{n}`: {shape(n)}" for n in ("agree-fixed-rt", "agree-max-rt", "agree-max-java", "produce-p16-acks1-k1")]
+shapes = [f"- `{n}`: {shape(n)}" for n in ("agree-fixed-rt", "agree-max-rt", "agree-max-java", "agree-max-if1", "agree-p1-rt", "produce-p16-acks1-k1")]
 
 sweep = []
 for f in sorted(glob.glob(os.path.join(logs, "sweep-*.rate")), key=lambda p: int(read(os.path.basename(p)).split()[0])):
@@ -372,7 +391,10 @@ its last batch, a few ms per run (ringtail-perf looks the topic up before its cl
 end). Its `-r` limiter sleeps 1/rate after each message rather than keeping a schedule, so it offers a little less
 than asked, and it busy-polls meanwhile (its CPU share at a fixed rate). At the maximum rate each tool's CPU per
 record matters whenever the generator's core is not free: rdkafka_performance copies every message, hands it
-between its threads and runs a delivery callback for it; ringtail-perf appends into the batch it sends.
+between its threads and runs a delivery callback for it; ringtail-perf appends into the batch it sends. With the
+same settings the two tools still differ in how many requests they actually keep in flight (each as many as it
+makes before the answers come), and the broker's throughput depends on that depth: the in-flight rows and the
+broker's CPU per record show how much.
 
 Request shapes ringtail-perf sent:
 """ + "\n".join(shapes) + """
