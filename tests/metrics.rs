@@ -282,9 +282,39 @@ fn scrape_is_promtool_clean_and_counts_real_traffic() {
         "-C", "-t", "orders", "-p", "0", "-o", "1000000", "-c", "1", "-e",
     ]);
 
+    // A long poll (fetch.min.bytes above what is there) reads the
+    // partition before and after its wait; only the answer counts.
+    b.create_topic("single", 1);
+    b.produce("single", 10);
+    let read = b.kcat(&[
+        "-C",
+        "-t",
+        "single",
+        "-o",
+        "beginning",
+        "-e",
+        "-X",
+        "fetch.min.bytes=1000000",
+        "-X",
+        "fetch.wait.max.ms=300",
+    ]);
+    assert_eq!(
+        read.lines().filter(|l| l.starts_with("message ")).count(),
+        10
+    );
+
     let body = b.scrape();
     promtool_check_metrics(&body);
     let s = samples(&body);
+    let single = [("topic", "single")];
+    assert_eq!(
+        sum(&s, "ringtail_partition_records_out_total", &single),
+        10.0
+    );
+    assert_eq!(
+        sum(&s, "ringtail_partition_bytes_out_total", &single),
+        sum(&s, "ringtail_partition_bytes_in_total", &single)
+    );
     let topic = [("topic", "orders")];
     // What producers wrote: records by count, bytes as stored on disk.
     assert_eq!(

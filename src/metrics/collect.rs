@@ -13,7 +13,7 @@ use prometheus::proto::{
 };
 
 use super::coordinator::{self, ROLES};
-use super::shard::{ShardSnapshot, LATENCY_BOUNDS_NS};
+use super::shard::{PartitionCounters, ShardSnapshot, LATENCY_BOUNDS_NS};
 use crate::shard::{ShardId, Shared};
 
 /// How long a scrape waits for the shards' answers (a shard busy with
@@ -249,16 +249,32 @@ fn api_name(api: ringtail_protocol::ApiKey) -> String {
 fn partitions(f: &mut Families, shared: &Shared, shards: &[ShardSnapshot]) {
     let parts: Vec<&super::shard::PartitionSnapshot> =
         shards.iter().flat_map(|s| &s.partitions).collect();
-    let counter = |name: &str,
-                   help: &str,
-                   f: &mut Families,
-                   get: fn(&super::shard::PartitionCounters) -> u64| {
+    // Traffic counted by any shard, summed per partition; every held
+    // partition has its series, at 0 before its first byte.
+    let mut traffic: BTreeMap<(&str, i32), PartitionCounters> = parts
+        .iter()
+        .map(|p| {
+            (
+                (p.topic.as_str(), p.partition),
+                PartitionCounters::default(),
+            )
+        })
+        .collect();
+    for (topic, partition, c) in shards.iter().flat_map(|s| &s.traffic) {
+        if let Some(sum) = traffic.get_mut(&(topic.as_str(), *partition)) {
+            sum.bytes_in += c.bytes_in;
+            sum.records_in += c.records_in;
+            sum.bytes_out += c.bytes_out;
+            sum.records_out += c.records_out;
+        }
+    }
+    let counter = |name: &str, help: &str, f: &mut Families, get: fn(&PartitionCounters) -> u64| {
         f.counters(
             name,
             help,
-            parts
+            traffic
                 .iter()
-                .map(|p| (tp(&p.topic, p.partition), get(&p.counters) as f64)),
+                .map(|((topic, partition), c)| (tp(topic, *partition), get(c) as f64)),
         );
     };
     counter(

@@ -5,10 +5,12 @@
 //! written by one shard and read by the same shard when a scrape's job
 //! runs there (see [`super::collect`]), so nothing is atomic, nothing is
 //! shared, and a request costs two clock reads and a few additions.
-//! Partition counters live on the partition's owner shard.
+//! Bytes in are counted on the partition's owner shard (where the append
+//! runs), bytes out on the shard of the fetching connection (where the
+//! answer is built); a scrape sums them per partition.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ringtail_io::rt::{self, DriverStats};
@@ -45,7 +47,7 @@ pub struct ApiCounters {
     pub latency_ns_sum: u64,
 }
 
-/// Traffic of one partition, counted on its owner shard.
+/// Traffic of one partition as counted by one shard.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PartitionCounters {
     pub bytes_in: u64,
@@ -115,7 +117,7 @@ pub fn appended(topic: &str, partition: i32, bytes: u64, records: u64) {
     });
 }
 
-/// Counts record bytes and offsets a Fetch served (on the owner shard).
+/// Counts record bytes and offsets a Fetch answer carries.
 pub fn fetched(topic: &str, partition: i32, bytes: u64, records: u64) {
     with_partition(topic, partition, |p| {
         p.bytes_out += bytes;
@@ -140,7 +142,6 @@ pub struct PartitionSnapshot {
     pub segments: usize,
     /// The log refuses writes after a failed write or sync.
     pub failed: bool,
-    pub counters: PartitionCounters,
 }
 
 /// A committed offset held by a group coordinator on this shard.
@@ -161,51 +162,54 @@ pub struct ShardSnapshot {
     pub apis: Vec<(ApiKey, ApiCounters)>,
     pub errors: Vec<(ApiKey, ErrorCode, u64)>,
     pub partitions: Vec<PartitionSnapshot>,
+    /// This shard's counts for every partition it saw traffic of.
+    pub traffic: Vec<(String, i32, PartitionCounters)>,
     pub groups: Vec<GroupOffset>,
     pub io: DriverStats,
 }
 
 /// Takes the snapshot; runs on the shard itself (a scrape's mesh job).
-/// Counters of partitions this shard no longer holds are dropped, so a
-/// deleted topic's series disappear.
+/// Counters of partitions the topic table no longer lists are dropped,
+/// so a deleted topic's series disappear.
 pub fn snapshot(shard: &Shard) -> ShardSnapshot {
-    let open = shard.partitions();
-    let held: HashSet<(&str, i32)> = open
+    let topics = shard.shared.metadata.snapshot();
+    let partitions = shard
+        .partitions()
         .iter()
-        .map(|p| (p.topic.name.as_str(), p.index))
+        .map(|p| {
+            let offsets = p.log.offsets();
+            let stats = p.log.stats();
+            PartitionSnapshot {
+                topic: p.topic.name.clone(),
+                partition: p.index,
+                replicas: p.topic.replication_factor,
+                log_start: offsets.log_start.0,
+                log_end: offsets.log_end.0,
+                high_watermark: p.high_watermark().0,
+                size_bytes: stats.size_bytes,
+                segments: stats.segments,
+                failed: p.log.failure().is_some(),
+            }
+        })
         .collect();
     COUNTERS.with(|c| {
         let mut c = c.borrow_mut();
-        c.partitions.retain(|topic, slots| {
-            for (index, slot) in slots.iter_mut().enumerate() {
-                if !held.contains(&(topic.as_str(), index as i32)) {
-                    *slot = PartitionCounters::default();
+        c.partitions
+            .retain(|topic, slots| match topics.topic(topic) {
+                Some(meta) => {
+                    slots.truncate(meta.partitions.max(0) as usize);
+                    true
                 }
-            }
-            (0..slots.len()).any(|i| held.contains(&(topic.as_str(), i as i32)))
-        });
-        let partitions = open
+                None => false,
+            });
+        let traffic = c
+            .partitions
             .iter()
-            .map(|p| {
-                let offsets = p.log.offsets();
-                let stats = p.log.stats();
-                PartitionSnapshot {
-                    topic: p.topic.name.clone(),
-                    partition: p.index,
-                    replicas: p.topic.replication_factor,
-                    log_start: offsets.log_start.0,
-                    log_end: offsets.log_end.0,
-                    high_watermark: p.high_watermark().0,
-                    size_bytes: stats.size_bytes,
-                    segments: stats.segments,
-                    failed: p.log.failure().is_some(),
-                    counters: c
-                        .partitions
-                        .get(&p.topic.name)
-                        .and_then(|slots| slots.get(p.index as usize))
-                        .copied()
-                        .unwrap_or_default(),
-                }
+            .flat_map(|(topic, slots)| {
+                slots
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, counters)| (topic.clone(), i as i32, *counters))
             })
             .collect();
         let apis = ApiKey::ALL
@@ -222,6 +226,7 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
             apis,
             errors: c.errors.iter().map(|(&(a, e), &n)| (a, e, n)).collect(),
             partitions,
+            traffic,
             groups: group_offsets(),
             io: rt::driver_stats(),
         }

@@ -49,6 +49,8 @@ struct PartitionRead {
     high_watermark: i64,
     log_start: i64,
     slice: Option<FileSlice>,
+    /// Offsets the slice moves the consumer past (for metrics).
+    served: u64,
 }
 
 impl PartitionRead {
@@ -58,6 +60,7 @@ impl PartitionRead {
             high_watermark: -1,
             log_start: -1,
             slice: None,
+            served: 0,
         }
     }
 
@@ -116,8 +119,13 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
     let mut response = FetchResponse::default();
     let mut slices = Vec::new();
     for (target, read) in targets.iter().zip(reads) {
+        // Counted here, on the answer actually sent: a long poll may read
+        // a partition several times before it answers.
         if read.error != ErrorCode::None {
             crate::metrics::shard::request_error(header.api_key, read.error);
+        }
+        if let Some(slice) = &read.slice {
+            crate::metrics::shard::fetched(&target.topic, target.partition, slice.len, read.served);
         }
         let mut partition = if read.error == ErrorCode::None {
             FetchPartitionResponse::empty(
@@ -199,20 +207,15 @@ async fn read_on_owner(
         let log_start = p.log_start().0;
         let limit = t.max_bytes.min(budget);
         let read = if limit == 0 && !first {
-            Ok(None)
+            Ok((None, 0))
         } else {
             p.log
                 .read(LogOffset(t.offset), limit.max(1), Some(hw))
                 .await
-                .map(|r| {
-                    let served = (r.next_offset.0 - t.offset).max(0) as u64;
-                    let n = r.slice.as_ref().map_or(0, |s| s.len);
-                    crate::metrics::shard::fetched(&t.topic, t.partition, n, served);
-                    r.slice
-                })
+                .map(|r| (r.slice, (r.next_offset.0 - t.offset).max(0) as u64))
         };
         let read = match read {
-            Ok(slice) => {
+            Ok((slice, served)) => {
                 let n = slice.as_ref().map_or(0, |s| s.len);
                 budget = budget.saturating_sub(n);
                 first &= n == 0;
@@ -221,6 +224,7 @@ async fn read_on_owner(
                     high_watermark: hw.0,
                     log_start,
                     slice,
+                    served,
                 }
             }
             Err(e) => PartitionRead {
@@ -237,6 +241,7 @@ async fn read_on_owner(
                 high_watermark: hw.0,
                 log_start,
                 slice: None,
+                served: 0,
             },
         };
         out.push((i, read));
