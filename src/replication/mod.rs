@@ -33,7 +33,10 @@
 //!   leader had at the follower's previous fetch (Kafka's
 //!   `lastCaughtUpTimeMs` rule). An ISR member that has not caught up for
 //!   `replica_lag_time_max_ms` is proposed out; a follower whose LEO
-//!   reaches the HW and the start of the current epoch is proposed in.
+//!   reaches the HW and the start of the current epoch is proposed in
+//!   (the epoch-start condition is KAFKA-7128: a new leader's HW may lag
+//!   the old leader's, and a follower at that HW may lack records the old
+//!   leader committed).
 //! - **HW** = the minimum over the *maximal* ISR (the committed ISR plus a
 //!   pending change, as Kafka's `maximalIsr`) of each member's durable end:
 //!   the leader's `LocalDurable` offset and each follower's fetch offset

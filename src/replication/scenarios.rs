@@ -215,6 +215,59 @@ fn unacknowledged_divergent_suffix_is_truncated_by_epoch() {
     assert!(sim.lost_on(0).is_empty());
 }
 
+#[test]
+fn kafka_7128_expansion_waits_for_the_epoch_start() {
+    // KAFKA-7128: a new leader's HW can lag the old leader's, so a
+    // follower that reached the new leader's HW may still lack records
+    // the old leader committed. Such a follower joins the ISR only once
+    // it reaches the start of the new leader's epoch. Four brokers.
+    let mut sim = scripted(4, 1, false);
+    let first = produce_and_wait(&mut sim, 0, Acks::All, 5);
+    assert!(first.iter().all(|r| r.is_ok()));
+    // b2 stops at offset 5 and leaves the ISR.
+    sim.cut_link(0, 2, true);
+    let shrunk = sim
+        .run_until(3_000, |s| {
+            s.controller_isr() == vec![0, 1, 3] && s.brokers[0].core.isr() == ids(&[0, 1, 3])
+        })
+        .expect("invariants hold");
+    assert!(shrunk);
+    // m5 is acknowledged once b1 and b3 fetched past it; b0 dies before
+    // either hears of HW 6.
+    let m5 = sim.produce(0, Acks::All, 1);
+    let acked = sim
+        .run_until(1_000, |s| s.brokers[0].core.high_watermark() == Offset(6))
+        .expect("invariants hold");
+    assert!(acked);
+    assert_eq!(sim.done.get(&m5), Some(&Ok(Offset(5))));
+    assert_eq!(sim.brokers[1].core.high_watermark(), Offset(5));
+    sim.crash(0, false);
+    // b1 is elected with ISR {1, 3}; b3 cannot reach it, so b1's HW
+    // stays at 5 while b2 follows b1 from offset 5.
+    sim.cut_link(1, 3, true);
+    let elected = sim
+        .run_until(2_000, |s| s.brokers[1].core.role() == RoleKind::Leader)
+        .expect("invariants hold");
+    assert!(elected);
+    assert_eq!(sim.brokers[1].core.high_watermark(), Offset(5));
+    // The moment b1 counts b2 in its ISR, cut them apart: whatever b1 was
+    // sending b2 is lost.
+    let counted = sim
+        .run_until(3_000, |s| {
+            s.brokers[1].core.maximal_isr().contains(&NodeId(2))
+        })
+        .expect("invariants hold");
+    assert!(counted);
+    sim.cut_link(1, 2, true);
+    // The ISR change lands; every ISR member must hold m5 (checked after
+    // every step), and so does any next leader.
+    sim.run_ms(50)
+        .expect("b2 joined the ISR holding everything committed");
+    assert_eq!(sim.brokers[2].disk.log.len(), 6);
+    sim.settle().expect("the replicas converge");
+    assert!(sim.lost_on(sim.leader().expect("settled")).is_empty());
+}
+
 // ---- the core alone -------------------------------------------------------
 
 fn ids(v: &[i32]) -> Vec<NodeId> {
