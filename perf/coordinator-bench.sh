@@ -33,12 +33,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# ports N: N distinct free ports (all held open until printed).
+ports() {
+  python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}
 
-# start_broker ID VOTERS CLIENT_PORT
+# start_broker ID VOTERS CLIENT_PORT KAFKA_PORT
 start_broker() {
-  local id=$1 voters=$2 cport=$3 kport
-  kport=$(port)
+  local id=$1 voters=$2 cport=$3 kport=$4
   local args=(broker --override "broker.id=$id"
     --override "listeners=PLAINTEXT://127.0.0.1:$kport"
     --override "log.dirs=$base/b$id-$cport/data"
@@ -72,17 +78,17 @@ echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), disk of
 echo "== $ops ops per phase, $clients clients, $size B per node"
 
 echo "== 1 voter"
-c1=$(port)
-start_broker 0 "" "$c1"
+read -r c1 k1 < <(ports 2)
+start_broker 0 "" "$c1" "$k1"
 wait_serving "127.0.0.1:$c1"
 "$bin" coordinator --server "127.0.0.1:$c1" bench --ops "$ops" --clients "$clients" --size "$size"
 stop_all
 
 echo "== 3 voters"
-v=(); cp=()
-for i in 0 1 2; do v+=("$i@127.0.0.1:$(port)"); cp+=("$(port)"); done
-voters=$(IFS=,; echo "${v[*]}")
-for i in 0 1 2; do start_broker "$i" "$voters" "${cp[$i]}"; done
+read -r -a p < <(ports 9)
+voters="0@127.0.0.1:${p[0]},1@127.0.0.1:${p[1]},2@127.0.0.1:${p[2]}"
+cp=("${p[3]}" "${p[4]}" "${p[5]}")
+for i in 0 1 2; do start_broker "$i" "$voters" "${cp[$i]}" "${p[$((6 + i))]}"; done
 servers=""
 for i in 0 1 2; do
   wait_serving "127.0.0.1:${cp[$i]}"
@@ -97,7 +103,15 @@ stop_all
 echo "== fio fdatasync reference (4 KiB writes, fdatasync after each)"
 if command -v fio >/dev/null; then
   fio --name=x --directory="$base" --rw=write --bs=4k --fdatasync=1 --size=64m \
-    --output-format=normal 2>&1 | grep -A12 -E 'sync.*percentiles' | grep -E 'percentiles|50.00th|99.00th|99.90th' | head -6
+    --output-format=json 2>/dev/null | python3 -c '
+import json, sys
+job = json.load(sys.stdin)["jobs"][0]
+p = job["sync"]["lat_ns"]["percentile"]
+w = job["write"]["clat_ns"]["percentile"]
+us = lambda d, q: d[q] / 1000
+print("fio fdatasync p50_us=%.0f p99_us=%.0f p99.9_us=%.0f (write clat p50_us=%.0f p99_us=%.0f)" % (
+    us(p, "50.000000"), us(p, "99.000000"), us(p, "99.900000"),
+    us(w, "50.000000"), us(w, "99.000000")))'
   rm -f "$base"/x.*
 else
   echo "fio not installed"

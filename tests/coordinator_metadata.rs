@@ -74,12 +74,15 @@ fn set_topic_configs(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) -> 
     response.responses[0].error_code
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+/// `n` distinct free ports: all are held while they are picked, so the
+/// kernel cannot hand out one twice.
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
 }
 
 fn now_ms() -> u64 {
@@ -101,7 +104,7 @@ struct Broker {
 }
 
 impl Broker {
-    fn new(name: &str, id: u32, voters: String, client_port: u16) -> Broker {
+    fn new(name: &str, id: u32, voters: String, client_port: u16, kafka_port: u16) -> Broker {
         let dir = std::env::temp_dir().join(format!(
             "ringtail-coord-meta-{name}-{}-{id}",
             std::process::id()
@@ -110,7 +113,7 @@ impl Broker {
         std::fs::create_dir_all(&dir).expect("dir");
         Broker {
             id,
-            kafka_port: free_port(),
+            kafka_port,
             client_port,
             dir,
             voters,
@@ -314,8 +317,8 @@ fn stat_ms(stat: &str, name: &str) -> u64 {
 
 #[test]
 fn topics_live_in_the_tree_and_survive_a_restart() {
-    let client_port = free_port();
-    let mut b = Broker::new("one", 0, String::new(), client_port);
+    let ports = free_ports(2);
+    let mut b = Broker::new("one", 0, String::new(), ports[0], ports[1]);
     b.start();
     b.wait_ready();
     let zk = b.server();
@@ -453,13 +456,22 @@ fn topics_live_in_the_tree_and_survive_a_restart() {
 
 #[test]
 fn a_topic_created_through_one_broker_is_in_every_peers_tree() {
-    let peer_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let ports = free_ports(9);
+    let peer_ports = &ports[..3];
     let voters = (0..3)
         .map(|i| format!("{i}@127.0.0.1:{}", peer_ports[i]))
         .collect::<Vec<_>>()
         .join(",");
-    let mut brokers: Vec<Broker> = (0..3)
-        .map(|i| Broker::new("three", i, voters.clone(), free_port()))
+    let mut brokers: Vec<Broker> = (0..3usize)
+        .map(|i| {
+            Broker::new(
+                "three",
+                i as u32,
+                voters.clone(),
+                ports[3 + i],
+                ports[6 + i],
+            )
+        })
         .collect();
     for b in &mut brokers {
         b.start();
