@@ -43,7 +43,8 @@
 //! # Offset expiry (KIP-211)
 //!
 //! [`Coordinator::expire_offsets`], called every
-//! `offsets.retention.check.interval.ms`, applies `offsets.retention.minutes`
+//! `offsets.retention.check.interval.ms` (by `tick` once
+//! [`Coordinator::set_offsets_retention`] is called), applies `offsets.retention.minutes`
 //! as Kafka's `GroupMetadata.removeExpiredOffsets`: an Empty group's
 //! offsets expire once the group has been Empty that long (from its commit
 //! timestamps when that time is unknown); a Stable consumer group's offsets
@@ -517,6 +518,18 @@ pub struct Coordinator {
     pending_commits: HashMap<u64, PendingCommit>,
     /// Wall-clock ms minus core-clock ms (see the module docs).
     wall_offset_ms: i64,
+    /// `offsets.retention.minutes` (in ms) and
+    /// `offsets.retention.check.interval.ms`: `tick` expires offsets.
+    offsets_retention: Option<OffsetsRetention>,
+    /// Offsets expired so far (for the driver's log line).
+    pub offsets_expired_total: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OffsetsRetention {
+    retention_ms: i64,
+    check_interval_ms: i64,
+    next_check_ms: i64,
 }
 
 struct PendingCommit {
@@ -537,7 +550,25 @@ impl Coordinator {
             next_token: 1,
             pending_commits: HashMap::new(),
             wall_offset_ms: 0,
+            offsets_retention: None,
+            offsets_expired_total: 0,
         }
+    }
+
+    /// Makes [`Coordinator::tick`] expire offsets (see the module docs)
+    /// every `check_interval_ms`, the first time at `now_ms`.
+    pub fn set_offsets_retention(
+        &mut self,
+        now_ms: i64,
+        retention_ms: i64,
+        check_interval_ms: i64,
+    ) {
+        assert!(retention_ms > 0 && check_interval_ms > 0);
+        self.offsets_retention = Some(OffsetsRetention {
+            retention_ms,
+            check_interval_ms,
+            next_check_ms: now_ms,
+        });
     }
 
     /// Sets how the core's clock maps to the wall clock (wall = core +
@@ -1247,6 +1278,13 @@ impl Coordinator {
         for id in ids {
             self.tick_group(now_ms, &id);
         }
+        if let Some(r) = &mut self.offsets_retention {
+            if now_ms >= r.next_check_ms {
+                r.next_check_ms = now_ms + r.check_interval_ms;
+                let retention_ms = r.retention_ms;
+                self.expire_offsets(now_ms, retention_ms);
+            }
+        }
     }
 
     fn tick_group(&mut self, now_ms: i64, group_id: &str) {
@@ -1555,6 +1593,7 @@ impl Coordinator {
         for id in ids {
             total += self.expire_group_offsets(now_ms, retention_ms, &id);
         }
+        self.offsets_expired_total += total as u64;
         total
     }
 
@@ -2193,6 +2232,32 @@ mod tests {
                 "an empty group without offsets is removed"
             );
         }
+    }
+
+    /// With a retention set, the clock input alone expires offsets, at
+    /// the check interval.
+    #[test]
+    fn tick_expires_offsets_at_the_check_interval() {
+        let mut c = Coordinator::new(11);
+        c.set_offsets_retention(0, 1_000, 300);
+        commit_durably(&mut c, 100, "", -1, &[("x", 1)]);
+        c.tick(0);
+        c.tick(1_099);
+        assert_eq!(committed(&c), vec!["x".to_string()]);
+        // Checked at 1_099 (too young by 1 ms): the next check is at 1_399.
+        c.tick(1_100);
+        c.tick(1_398);
+        assert_eq!(c.offsets_expired_total, 0);
+        c.tick(1_399);
+        assert_eq!(c.offsets_expired_total, 1);
+        assert!(committed(&c).is_empty());
+        assert_eq!(
+            persisted_records(&c.drain()),
+            vec![
+                records::offset_tombstone(G, "x", 0),
+                records::group_tombstone(G)
+            ]
+        );
     }
 
     /// A group that only stores offsets (assign() consumers) expires each

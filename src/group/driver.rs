@@ -316,20 +316,24 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
         clock: Instant::now(),
     });
     DRIVER.with(|slot| *slot.borrow_mut() = Some(d.clone()));
-    let retention_ms = shard.shared.config.offsets_retention_ms;
-    let check_interval_ms = shard.shared.config.offsets_retention_check_interval_ms;
+    let config = &shard.shared.config;
+    d.core.borrow_mut().set_offsets_retention(
+        d.now_ms(),
+        config.offsets_retention_ms,
+        config.offsets_retention_check_interval_ms,
+    );
     rt::spawn(async move {
-        let mut expiry_checked_ms = 0;
+        let mut expired_logged = 0;
         loop {
             rt::time::sleep(Duration::from_millis(TICK_MS)).await;
-            let now = d.now_ms();
-            d.core.borrow_mut().tick(now);
-            if now - expiry_checked_ms >= check_interval_ms {
-                expiry_checked_ms = now;
-                let expired = d.core.borrow_mut().expire_offsets(now, retention_ms);
-                if expired > 0 {
-                    eprintln!("group coordinator: {expired} committed offsets expired");
-                }
+            d.core.borrow_mut().tick(d.now_ms());
+            let expired = d.core.borrow().offsets_expired_total;
+            if expired > expired_logged {
+                eprintln!(
+                    "group coordinator: {} committed offsets expired (offsets.retention.minutes)",
+                    expired - expired_logged
+                );
+                expired_logged = expired;
             }
             d.flush();
         }
