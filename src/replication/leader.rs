@@ -121,15 +121,16 @@ impl Leader {
 
     /// The committed ISR plus a pending change (Kafka's `maximalIsr`).
     pub fn maximal_isr(&self) -> Vec<NodeId> {
-        let mut m = self.isr.clone();
-        if let Some(p) = &self.pending {
-            for &r in &p.isr {
-                if !m.contains(&r) {
-                    m.push(r);
-                }
-            }
-        }
-        m
+        self.maximal_members().collect()
+    }
+
+    /// [`Leader::maximal_isr`] without allocating (it runs on every fetch).
+    fn maximal_members(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let added = self.pending.iter().flat_map(|p| p.isr.iter());
+        self.isr
+            .iter()
+            .chain(added.filter(|r| !self.isr.contains(r)))
+            .copied()
     }
 
     pub fn take_waiting(&mut self) -> VecDeque<Waiting> {
@@ -222,7 +223,7 @@ impl Replica {
     pub(super) fn leader_update_hw(&mut self) {
         let l = self.leader();
         let mut hw = self.log.durable;
-        for r in l.maximal_isr() {
+        for r in l.maximal_members() {
             if r == self.me() {
                 continue;
             }
@@ -243,7 +244,7 @@ impl Replica {
         let (written, hw) = (self.log.written, self.high_watermark);
         let min_isr = self.config.min_insync_replicas;
         let l = self.leader_mut();
-        let enough = l.maximal_isr().len() >= min_isr;
+        let enough = l.maximal_members().count() >= min_isr;
         let mut done = Vec::new();
         l.waiting.retain(|w| {
             let result = match w.acks {

@@ -94,7 +94,10 @@
 //! - `LocalAppended` reports the log's written end and `LocalDurable` its
 //!   fsynced end, each as the log stands (not a particular write), and
 //!   only after the fact. Reporting `LocalDurable` early breaks the
-//!   `acks=all` promise; reporting it late only delays it.
+//!   `acks=all` promise; reporting it late only delays it. Every append
+//!   must eventually be fsynced and reported (group commit is fine): a
+//!   follower fetches again only once its log is durable, and `acks=all`
+//!   waits for the leader's.
 //! - `ServeFetch` names a range of the local log to send in a
 //!   FetchResponse (fewer bytes are fine); the driver may park it until
 //!   `min_bytes`/`max_wait_ms`. `Send` messages may be lost, delayed,
