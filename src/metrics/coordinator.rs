@@ -32,17 +32,30 @@ fn role_index(role: RoleKind) -> u8 {
     }
 }
 
+/// Whether the peer serves in a quorum: leads an established epoch, or
+/// follows (observes) an active leader.
+fn settled(role: RoleKind) -> bool {
+    match role {
+        RoleKind::Looking => false,
+        RoleKind::Leading { established } => established,
+        RoleKind::Following { active } | RoleKind::Observing { active } => active,
+    }
+}
+
+/// An election ended when the peer settles in an epoch it was not settled
+/// in before (`settled_epoch`: the last such epoch, if any).
+fn election_ended(role: RoleKind, epoch: u64, settled_epoch: Option<u64>) -> bool {
+    settled(role) && settled_epoch != Some(epoch)
+}
+
 /// Called by the coordinator thread after each tick. An election is
 /// counted each time the peer settles (leads or follows) in an epoch it
 /// was not settled in before, including the one after start-up.
 pub fn observe(role: RoleKind, current_epoch: u32, last_zxid: u64, outstanding: usize) {
-    let settled = match role {
-        RoleKind::Looking => false,
-        RoleKind::Leading { established } => established,
-        RoleKind::Following { active } | RoleKind::Observing { active } => active,
-    };
+    let settled = settled(role);
     let epoch = u64::from(current_epoch);
-    if settled && SETTLED_EPOCH.load(Ordering::Relaxed) != epoch {
+    let last = SETTLED_EPOCH.load(Ordering::Relaxed);
+    if election_ended(role, epoch, (last != u64::MAX).then_some(last)) {
         SETTLED_EPOCH.store(epoch, Ordering::Relaxed);
         ELECTIONS.store(ELECTIONS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
@@ -75,5 +88,36 @@ pub fn read() -> CoordinatorFigures {
         last_zxid: LAST_ZXID.load(Ordering::Relaxed),
         outstanding: OUTSTANDING.load(Ordering::Relaxed),
         elections: ELECTIONS.load(Ordering::Relaxed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_election_counts_once_when_the_peer_settles_in_a_new_epoch() {
+        let leader = RoleKind::Leading { established: true };
+        let follower = RoleKind::Following { active: true };
+        // Start-up: looking, then leading before quorum acknowledged.
+        assert!(!election_ended(RoleKind::Looking, 0, None));
+        assert!(!election_ended(
+            RoleKind::Leading { established: false },
+            1,
+            None
+        ));
+        // Established in epoch 1: one election; later ticks add none.
+        assert!(election_ended(leader, 1, None));
+        assert!(!election_ended(leader, 1, Some(1)));
+        // Lost quorum, looked, then followed a new leader in epoch 2.
+        assert!(!election_ended(RoleKind::Looking, 1, Some(1)));
+        assert!(!election_ended(
+            RoleKind::Following { active: false },
+            2,
+            Some(1)
+        ));
+        assert!(election_ended(follower, 2, Some(1)));
+        assert!(settled(RoleKind::Observing { active: true }));
+        assert!(!settled(RoleKind::Observing { active: false }));
     }
 }

@@ -253,3 +253,36 @@ fn group_offsets() -> Vec<GroupOffset> {
     })
     .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_traffic_count_in_this_threads_cells() {
+        request_done(ApiKey::Produce, Duration::from_micros(100)); // le="0.0001"
+        request_done(ApiKey::Produce, Duration::from_millis(3)); // le="0.005"
+        request_done(ApiKey::Produce, Duration::from_secs(30)); // le="+Inf" only
+        request_error(ApiKey::Fetch, ErrorCode::OffsetOutOfRange);
+        request_error(ApiKey::Fetch, ErrorCode::OffsetOutOfRange);
+        appended("t", 2, 100, 5);
+        appended("t", 2, 50, 1);
+        fetched("t", 2, 40, 2);
+        fetched("t", -1, 40, 2); // no partition -1: ignored
+        COUNTERS.with(|c| {
+            let c = c.borrow();
+            let produce = c.apis[ApiKey::Produce as i16 as usize];
+            assert_eq!(produce.requests, 3);
+            assert_eq!(produce.buckets[0], 1);
+            assert_eq!(produce.buckets[5], 1);
+            assert_eq!(produce.buckets[LATENCY_BOUNDS_NS.len()], 1);
+            assert_eq!(produce.latency_ns_sum, 30_003_100_000);
+            assert_eq!(c.errors[&(ApiKey::Fetch, ErrorCode::OffsetOutOfRange)], 2);
+            let t = &c.partitions["t"];
+            assert_eq!(t.len(), 3);
+            assert_eq!(t[2].bytes_in, 150);
+            assert_eq!(t[2].records_in, 6);
+            assert_eq!((t[2].bytes_out, t[2].records_out), (40, 2));
+        });
+    }
+}

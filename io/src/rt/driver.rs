@@ -77,6 +77,15 @@ pub const FDATASYNC_BOUNDS_NS: [u64; 14] = [
     10_000_000_000,
 ];
 
+// The buckets must rise, or `partition_point` misplaces samples.
+const _: () = {
+    let mut i = 1;
+    while i < FDATASYNC_BOUNDS_NS.len() {
+        assert!(FDATASYNC_BOUNDS_NS[i - 1] < FDATASYNC_BOUNDS_NS[i]);
+        i += 1;
+    }
+};
+
 impl DriverStats {
     /// Counts one fdatasync that took `ns`.
     pub fn record_fdatasync(&mut self, ns: u64) {
@@ -282,5 +291,23 @@ impl Driver {
             waker.wake();
         }
         reaped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fdatasync_latency_lands_in_the_bucket_whose_bound_covers_it() {
+        let mut s = DriverStats::default();
+        s.record_fdatasync(100_000); // exactly the first bound: le="0.0001"
+        s.record_fdatasync(100_001);
+        s.record_fdatasync(20_000_000_000); // above every bound
+        assert_eq!(s.fdatasyncs, 3);
+        assert_eq!(s.fdatasync_buckets[0], 1);
+        assert_eq!(s.fdatasync_buckets[1], 1);
+        assert_eq!(s.fdatasync_buckets[FDATASYNC_BOUNDS_NS.len()], 1);
+        assert_eq!(s.fdatasync_ns_sum, 20_000_200_001);
     }
 }
