@@ -3,7 +3,8 @@
 //! broker's admin client) and the tree is read with `ringtail coordinator`
 //! as an operator would with zkCli:
 //!
-//! - one broker (one voter): created topics appear under `/brokers/topics`
+//! - one broker (one voter): a pre-tree local table is migrated into the
+//!   tree on the first start; created topics appear under `/brokers/topics`
 //!   with Kafka's JSON, their partition states and `/config/topics/T`;
 //!   `/controller` and `/controller_epoch` are there; stat times are wall
 //!   clock; growing a topic rewrites its node, a config change (Kafka's
@@ -319,9 +320,34 @@ fn stat_ms(stat: &str, name: &str) -> u64 {
 fn topics_live_in_the_tree_and_survive_a_restart() {
     let ports = free_ports(2);
     let mut b = Broker::new("one", 0, String::new(), ports[0], ports[1]);
+    // A table from before the tree (the local file alone) is migrated
+    // into the tree on the first start.
+    let cache = b.dir.join("data/__cluster_metadata/topics");
+    std::fs::create_dir_all(cache.parent().expect("parent")).expect("cache dir");
+    std::fs::write(
+        &cache,
+        "# ringtail topic table v1\ntopic legacy 0123456789abcdef0123456789abcdef 2 1 retention.ms=5000\n",
+    )
+    .expect("write a legacy table");
     b.start();
     b.wait_ready();
     let zk = b.server();
+    assert_eq!(ls(&zk, "/brokers/topics").as_deref(), Some("[legacy]"));
+    assert_eq!(
+        get(&zk, "/brokers/topics/legacy").as_deref(),
+        Some(topic_json("ASNFZ4mrze8BI0VniavN7w", 2, 0).as_str())
+    );
+    assert_eq!(
+        get(&zk, "/config/topics/legacy").as_deref(),
+        Some("{\"version\":1,\"config\":{\"retention.ms\":\"5000\"}}")
+    );
+    assert_eq!(described_id(&b, "legacy"), "ASNFZ4mrze8BI0VniavN7w");
+    let mirrored = std::fs::read_to_string(&cache).expect("cache");
+    assert!(
+        mirrored.contains("# mirror of the coordinator tree"),
+        "{mirrored}"
+    );
+    ok_topics(&b, &["--delete", "--topic", "legacy"]);
 
     let before = now_ms();
     ok_topics(
@@ -436,7 +462,6 @@ fn topics_live_in_the_tree_and_survive_a_restart() {
 
     // Restart without the local cache: the tree alone has the table.
     b.terminate();
-    let cache = b.dir.join("data/__cluster_metadata/topics");
     std::fs::remove_file(&cache).expect("remove the cache");
     b.start();
     b.wait_ready();
