@@ -72,6 +72,17 @@ pub struct BrokerConfig {
     pub log_retention_bytes: Option<u64>,
     pub log_retention_check_interval_ms: u64,
     pub log_index_interval_bytes: u64,
+    /// `log.cleanup.policy`: `delete`, `compact` or `compact,delete`.
+    pub log_cleanup_policy: String,
+    /// `log.cleaner.enable`: run compaction passes at all.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: pause between the cleaner's checks.
+    pub log_cleaner_backoff_ms: u64,
+    pub log_cleaner_delete_retention_ms: i64,
+    pub log_cleaner_min_compaction_lag_ms: i64,
+    pub log_cleaner_min_cleanable_ratio: f64,
+    /// `log.cleaner.dedupe.buffer.size`: one pass's key map bound.
+    pub log_cleaner_dedupe_buffer_size: usize,
     pub min_insync_replicas: i32,
     pub auto_create_topics_enable: bool,
     pub message_max_bytes: usize,
@@ -193,6 +204,13 @@ impl Default for BrokerConfig {
             log_retention_bytes: None,
             log_retention_check_interval_ms: 300_000,
             log_index_interval_bytes: 4096,
+            log_cleanup_policy: "delete".into(),
+            log_cleaner_enable: true,
+            log_cleaner_backoff_ms: 15_000,
+            log_cleaner_delete_retention_ms: 86_400_000,
+            log_cleaner_min_compaction_lag_ms: 0,
+            log_cleaner_min_cleanable_ratio: 0.5,
+            log_cleaner_dedupe_buffer_size: 128 << 20,
             min_insync_replicas: 1,
             auto_create_topics_enable: true,
             message_max_bytes: 1_048_588,
@@ -231,9 +249,9 @@ const IGNORED: &[&str] = &[
     "group.initial.rebalance.delay.ms",
     "listener.security.protocol.map",
     "inter.broker.listener.name",
-    "log.cleaner.enable",
     // Transactions are not implemented: no transactional id state to expire.
     "transactional.id.expiration.ms",
+    "log.cleaner.threads",
 ];
 
 /// Reads `key=value` lines (`#` and `!` comments, blank lines).
@@ -280,6 +298,15 @@ fn at_least<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
         return Err(invalid(key, value, format!("must be at least {min}")));
     }
     Ok(v)
+}
+
+/// A fraction in [0, 1] (`min.cleanable.dirty.ratio`).
+fn ratio(key: &str, value: &str) -> Result<f64, ConfigError> {
+    match value.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        Ok(_) => Err(invalid(key, value, "must be in [0, 1]")),
+        Err(_) => Err(invalid(key, value, "expected a number")),
+    }
 }
 
 fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -425,6 +452,25 @@ impl BrokerConfig {
                     c.log_retention_check_interval_ms = at_least(k, v, 1)?
                 }
                 "log.index.interval.bytes" => c.log_index_interval_bytes = at_least(k, v, 1)?,
+                "log.cleanup.policy" => {
+                    crate::metadata::validate_topic_config("cleanup.policy", v)
+                        .map_err(|e| invalid(k, v, e.to_string()))?;
+                    c.log_cleanup_policy = v.replace(' ', "");
+                }
+                "log.cleaner.enable" => c.log_cleaner_enable = boolean(k, v)?,
+                "log.cleaner.backoff.ms" => c.log_cleaner_backoff_ms = at_least(k, v, 1)?,
+                "log.cleaner.delete.retention.ms" => {
+                    c.log_cleaner_delete_retention_ms = at_least(k, v, 0)?
+                }
+                "log.cleaner.min.compaction.lag.ms" => {
+                    c.log_cleaner_min_compaction_lag_ms = at_least(k, v, 0)?
+                }
+                "log.cleaner.min.cleanable.ratio" => {
+                    c.log_cleaner_min_cleanable_ratio = ratio(k, v)?
+                }
+                "log.cleaner.dedupe.buffer.size" => {
+                    c.log_cleaner_dedupe_buffer_size = at_least(k, v, 1 << 20)?
+                }
                 "min.insync.replicas" => c.min_insync_replicas = at_least(k, v, 1)?,
                 "auto.create.topics.enable" => c.auto_create_topics_enable = boolean(k, v)?,
                 "delete.topic.enable" => c.delete_topic_enable = boolean(k, v)?,
@@ -517,6 +563,12 @@ impl BrokerConfig {
             retention_ms: self.log_retention_ms,
             retention_bytes: self.log_retention_bytes,
             index_interval_bytes: self.log_index_interval_bytes,
+            compact: self.log_cleaner_enable
+                && self.log_cleanup_policy.split(',').any(|p| p == "compact"),
+            delete_retention_ms: self.log_cleaner_delete_retention_ms,
+            min_compaction_lag_ms: self.log_cleaner_min_compaction_lag_ms,
+            min_cleanable_dirty_ratio: self.log_cleaner_min_cleanable_ratio,
+            cleaner_key_map_bytes_max: self.log_cleaner_dedupe_buffer_size,
             ..ringtail_io::log::LogConfig::default()
         }
     }
@@ -564,6 +616,23 @@ mod tests {
     }
 
     #[test]
+    fn cleaner_settings_reach_the_log_config() {
+        let (c, _) = load(
+            "log.cleanup.policy=compact, delete\nlog.cleaner.min.cleanable.ratio=0.25\n\
+             log.cleaner.delete.retention.ms=0\nlog.cleaner.backoff.ms=100",
+        )
+        .expect("load");
+        assert_eq!(c.log_cleanup_policy, "compact,delete");
+        let log = c.log_config();
+        assert!(log.compact);
+        assert_eq!(log.min_cleanable_dirty_ratio, 0.25);
+        assert_eq!(log.delete_retention_ms, 0);
+        assert_eq!(c.log_cleaner_backoff_ms, 100);
+        let (c, _) = load("log.cleanup.policy=compact\nlog.cleaner.enable=false").expect("load");
+        assert!(!c.log_config().compact, "the cleaner is off");
+    }
+
+    #[test]
     fn bad_values_name_the_key() {
         let cases = [
             ("num.partitions=zero", "num.partitions"),
@@ -573,6 +642,25 @@ mod tests {
             ("listeners=127.0.0.1:9092", "listeners"),
             ("listeners=PLAINTEXT://my-host:9092", "listeners"),
             ("log.retention.ms=-5", "log.retention.ms"),
+            ("log.cleanup.policy=shred", "log.cleanup.policy"),
+            ("log.cleaner.enable=maybe", "log.cleaner.enable"),
+            (
+                "log.cleaner.min.cleanable.ratio=1.5",
+                "log.cleaner.min.cleanable.ratio",
+            ),
+            (
+                "log.cleaner.min.cleanable.ratio=half",
+                "log.cleaner.min.cleanable.ratio",
+            ),
+            (
+                "log.cleaner.delete.retention.ms=-1",
+                "log.cleaner.delete.retention.ms",
+            ),
+            (
+                "log.cleaner.min.compaction.lag.ms=-1",
+                "log.cleaner.min.compaction.lag.ms",
+            ),
+            ("log.cleaner.backoff.ms=0", "log.cleaner.backoff.ms"),
         ];
         for (text, key) in cases {
             match load(text) {

@@ -130,13 +130,20 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), MetaError> {
                 return Err(bad("must be in [14, 2147483647]"));
             }
         }
-        "segment.ms"
-        | "max.message.bytes"
-        | "index.interval.bytes"
-        | "min.insync.replicas"
-        | "delete.retention.ms" => {
+        "segment.ms" | "max.message.bytes" | "index.interval.bytes" | "min.insync.replicas" => {
             if int()? < 1 {
                 return Err(bad("must be positive"));
+            }
+        }
+        "delete.retention.ms" | "min.compaction.lag.ms" => {
+            if int()? < 0 {
+                return Err(bad("must be non-negative"));
+            }
+        }
+        "min.cleanable.dirty.ratio" => {
+            let v = value.parse::<f64>().map_err(|_| bad("expected a number"))?;
+            if !(0.0..=1.0).contains(&v) {
+                return Err(bad("must be in [0, 1]"));
             }
         }
         "cleanup.policy" => {

@@ -648,7 +648,7 @@ fn describe_configs_shows_defaults_overrides_and_broker_values() {
             (r.resource_type, r.resource_name.as_str()),
             (TOPIC, "shown")
         );
-        assert_eq!(r.configs.len(), 11, "v{version} {r:?}");
+        assert_eq!(r.configs.len(), 13, "v{version} {r:?}");
         for c in &r.configs {
             assert!(!c.read_only && !c.is_sensitive, "{c:?}");
             assert!(!c.synonyms.is_empty(), "{c:?}");

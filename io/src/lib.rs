@@ -7,7 +7,7 @@
 //!   (including zero-copy SPLICE file -> socket), timers, and single-thread
 //!   notify / oneshot primitives.
 //! - [`log`]: the segmented partition log (segments, offset and time
-//!   indexes, group-committed durability, recovery, retention).
+//!   indexes, group-committed durability, recovery, retention, compaction).
 
 pub mod log;
 pub mod rt;

@@ -111,7 +111,39 @@ pub fn log_config(broker: &BrokerConfig, topic: &TopicMeta) -> LogConfig {
     if let Some(v) = int("index.interval.bytes") {
         c.index_interval_bytes = v as u64;
     }
+    apply_cleanup_policy(&mut c, broker, topic);
     c
+}
+
+/// `cleanup.policy` and the compaction settings. Without `delete` in the
+/// policy nothing is removed by age or size (Kafka: a compact-only topic
+/// keeps every key's latest record forever); without `compact`, or with
+/// `log.cleaner.enable=false`, no cleaning pass runs.
+fn apply_cleanup_policy(c: &mut LogConfig, broker: &BrokerConfig, topic: &TopicMeta) {
+    let policy = topic
+        .configs
+        .get("cleanup.policy")
+        .map_or(broker.log_cleanup_policy.as_str(), String::as_str);
+    let has = |p: &str| policy.split(',').any(|x| x.trim() == p);
+    c.compact = broker.log_cleaner_enable && has("compact");
+    if !has("delete") {
+        c.retention_ms = None;
+        c.retention_bytes = None;
+    }
+    let int = |k: &str| topic.configs.get(k).and_then(|v| v.parse::<i64>().ok());
+    if let Some(v) = int("delete.retention.ms") {
+        c.delete_retention_ms = v;
+    }
+    if let Some(v) = int("min.compaction.lag.ms") {
+        c.min_compaction_lag_ms = v;
+    }
+    if let Some(v) = topic
+        .configs
+        .get("min.cleanable.dirty.ratio")
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        c.min_cleanable_dirty_ratio = v;
+    }
 }
 
 impl Partition {
@@ -265,5 +297,52 @@ impl Partition {
         if self.snapshot_producers(false) {
             s.due.set(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(configs: &[(&str, &str)]) -> TopicMeta {
+        TopicMeta {
+            name: "t".into(),
+            id: Default::default(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn cleanup_policy_maps_to_compaction_and_retention() {
+        let broker = BrokerConfig::default();
+        let c = log_config(&broker, &topic(&[]));
+        assert!(!c.compact && c.retention_ms.is_some(), "delete by default");
+        let c = log_config(
+            &broker,
+            &topic(&[
+                ("cleanup.policy", "compact"),
+                ("delete.retention.ms", "5"),
+                ("min.compaction.lag.ms", "7"),
+                ("min.cleanable.dirty.ratio", "0.1"),
+            ]),
+        );
+        assert!(c.compact);
+        assert_eq!((c.retention_ms, c.retention_bytes), (None, None));
+        assert_eq!((c.delete_retention_ms, c.min_compaction_lag_ms), (5, 7));
+        assert_eq!(c.min_cleanable_dirty_ratio, 0.1);
+        let c = log_config(&broker, &topic(&[("cleanup.policy", "compact,delete")]));
+        assert!(c.compact && c.retention_ms.is_some());
+        let off = BrokerConfig {
+            log_cleaner_enable: false,
+            log_cleanup_policy: "compact".into(),
+            ..BrokerConfig::default()
+        };
+        let c = log_config(&off, &topic(&[]));
+        assert!(!c.compact && c.retention_ms.is_none(), "inherited compact");
     }
 }

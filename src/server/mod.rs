@@ -59,6 +59,7 @@ pub async fn serve(
         }
     };
     let housekeeping = rt::spawn(housekeeping(shard.clone()));
+    let cleaner = rt::spawn(cleaner(shard.clone()));
     loop {
         let accepted = {
             let accept = std::pin::pin!(socket.accept());
@@ -79,6 +80,7 @@ pub async fn serve(
         }
     }
     drop(housekeeping);
+    drop(cleaner);
     // Close every partition cleanly so the next start needs no recovery.
     let (mut bytes, mut fsyncs, mut count) = (0u64, 0u64, 0usize);
     for p in shard.partitions() {
@@ -128,6 +130,44 @@ async fn housekeeping(shard: Rc<Shard>) {
                 Err(e) => eprintln!("{}-{}: retention failed: {e}", p.topic.name, p.index),
             }
             p.producer_housekeeping(ringtail_io::log::system_clock_ms());
+        }
+    }
+}
+
+/// Log compaction on this shard's partitions, checked every
+/// `log.cleaner.backoff.ms` (Kafka's cleaner threads). Each pass reads and
+/// writes on a thread of its own (see `ringtail_io::log::compact`); this
+/// task only plans it and swaps the result in, so appends go on.
+async fn cleaner(shard: Rc<Shard>) {
+    let config = &shard.shared.config;
+    if !config.log_cleaner_enable {
+        return;
+    }
+    let backoff = Duration::from_millis(config.log_cleaner_backoff_ms);
+    loop {
+        rt::time::sleep(backoff).await;
+        for p in shard.partitions() {
+            match p.log.compact().await {
+                Ok(Some(s)) => eprintln!(
+                    "{}-{}: compacted {} segments of {} bytes into {} of {} bytes; removed {} of {} \
+                     records ({} tombstones, {} without key) in {} ms on the cleaner thread, \
+                     {} us of swap on the shard",
+                    p.topic.name,
+                    p.index,
+                    s.segments_before,
+                    s.bytes_before,
+                    s.segments_after,
+                    s.bytes_after,
+                    s.records_removed,
+                    s.records_read,
+                    s.tombstones_removed,
+                    s.keyless_removed,
+                    s.duration_ms,
+                    s.swap_busy_micros
+                ),
+                Ok(None) => {}
+                Err(e) => eprintln!("{}-{}: compaction failed: {e}", p.topic.name, p.index),
+            }
         }
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! - `log-start-offset`: the log start after DeleteRecords or retention;
 //! - `recovery-point`: an unclean open rescans segments from here on;
+//! - `cleaner-offset-checkpoint`: the compaction cleaner's first dirty
+//!   offset (Kafka keeps one such file per log dir, we keep one per log);
 //! - `clean-shutdown`: present only after a clean close; holds the log end
 //!   so the open needs no scan. Removed (durably) on open.
 //!
@@ -20,6 +22,12 @@ const VERSION: &str = "0";
 pub(crate) const LOG_START: &str = "log-start-offset";
 pub(crate) const RECOVERY_POINT: &str = "recovery-point";
 pub(crate) const CLEAN_SHUTDOWN: &str = "clean-shutdown";
+pub(crate) const CLEANER_OFFSET: &str = "cleaner-offset-checkpoint";
+
+/// A checkpoint file's bytes, for writers that do their own I/O.
+pub(crate) fn encode(value: i64) -> Vec<u8> {
+    format!("{VERSION}\n{value}\n").into_bytes()
+}
 
 fn write_atomic(dir: &Path, name: &str, value: i64) -> Result<(), LogError> {
     let path = dir.join(name);
@@ -74,6 +82,10 @@ pub(crate) fn write_recovery_point(dir: &Path, offset: i64) -> Result<(), LogErr
 
 pub(crate) fn read_recovery_point(dir: &Path) -> Result<Option<i64>, LogError> {
     read(dir, RECOVERY_POINT)
+}
+
+pub(crate) fn read_cleaner_offset(dir: &Path) -> Result<Option<i64>, LogError> {
+    read(dir, CLEANER_OFFSET)
 }
 
 pub(crate) fn write_clean_shutdown(dir: &Path, next_offset: i64) -> Result<(), LogError> {

@@ -30,9 +30,12 @@
 //! further writes until it is reopened and recovered.
 
 mod checkpoint;
+mod cleaner;
 mod recovery;
 
 pub mod batch;
+pub mod codec;
+pub mod compact;
 pub mod index;
 pub(crate) mod segment;
 
@@ -79,6 +82,17 @@ pub struct LogConfig {
     pub index_interval_bytes: u64,
     /// Sealed segments whose indexes stay loaded; older ones are dropped.
     pub loaded_indexes_max: usize,
+    /// `cleanup.policy` holds `compact` (see [`compact`]). Whether old
+    /// segments are also deleted is `retention_ms` / `retention_bytes`.
+    pub compact: bool,
+    /// `delete.retention.ms`: how long a tombstone outlives its cleaning.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: younger segments are not cleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the dirty share that triggers a pass.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `log.cleaner.dedupe.buffer.size`: bound on one pass's key map.
+    pub cleaner_key_map_bytes_max: usize,
 }
 
 impl Default for LogConfig {
@@ -90,6 +104,11 @@ impl Default for LogConfig {
             retention_bytes: None,
             index_interval_bytes: 4096,
             loaded_indexes_max: 8,
+            compact: false,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            min_cleanable_dirty_ratio: 0.5,
+            cleaner_key_map_bytes_max: 128 << 20,
         }
     }
 }
@@ -121,6 +140,12 @@ pub enum LogError {
     Failed { dir: PathBuf, reason: String },
     #[error("invalid config: {0}")]
     Config(String),
+    #[error("compaction stopped at {path} position {position}: {reason}")]
+    Compaction {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
     #[error("log is closed")]
     Closed,
 }
@@ -194,6 +219,13 @@ impl FileSlice {
     }
 }
 
+/// One segment's part of a read: an answer, or an offset in a gap left by
+/// compaction from which to go on.
+enum ReadStep {
+    Done(ReadResult),
+    SkipTo(Offset),
+}
+
 /// The answer to a read: whole batches from one segment.
 #[derive(Debug, Clone)]
 pub struct ReadResult {
@@ -254,6 +286,8 @@ struct State {
     hint: Option<(i64, i64, u64)>,
     loaded_order: Vec<i64>,
     stats: LogStats,
+    /// Compaction: see [`cleaner`].
+    cleaner: cleaner::CleanerState,
 }
 
 struct Inner {
@@ -300,6 +334,17 @@ impl LogConfig {
         if self.segment_ms.is_some_and(|ms| ms <= 0) {
             return Err(LogError::Config("segment.ms must be positive".into()));
         }
+        if self.delete_retention_ms < 0 || self.min_compaction_lag_ms < 0 {
+            return Err(LogError::Config(
+                "delete.retention.ms and min.compaction.lag.ms must be non-negative".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return Err(LogError::Config(format!(
+                "min.cleanable.dirty.ratio {} must be in [0, 1]",
+                self.min_cleanable_dirty_ratio
+            )));
+        }
         Ok(())
     }
 }
@@ -338,6 +383,7 @@ impl Log {
                 indexes_rebuilt: recovered.indexes_rebuilt,
                 ..LogStats::default()
             },
+            cleaner: cleaner::CleanerState::open(&dir)?,
         };
         let inner = Rc::new(Inner {
             dir,
@@ -502,12 +548,35 @@ impl Log {
     /// first batch alone is larger (it is returned whole, as Kafka does),
     /// never past `max_offset` (exclusive; e.g. the high watermark) nor past
     /// what is written. An offset inside a batch returns that whole batch.
+    ///
+    /// Compaction leaves gaps: an offset whose batch was removed reads from
+    /// the next batch kept, in this segment or a later one.
     pub async fn read(
         &self,
         start: Offset,
         max_bytes: u64,
         max_offset: Option<Offset>,
     ) -> Result<ReadResult, LogError> {
+        let mut from = start;
+        loop {
+            let epoch = self.inner.state.borrow().cleaner.swap_epoch;
+            let step = self.read_once(from, max_bytes, max_offset).await?;
+            if self.inner.state.borrow().cleaner.swap_epoch != epoch {
+                continue; // compaction swapped segments under the read
+            }
+            match step {
+                ReadStep::Done(result) => return Ok(result),
+                ReadStep::SkipTo(next) => from = next,
+            }
+        }
+    }
+
+    async fn read_once(
+        &self,
+        start: Offset,
+        max_bytes: u64,
+        max_offset: Option<Offset>,
+    ) -> Result<ReadStep, LogError> {
         let inner = &self.inner;
         let (log_start, written) = {
             let s = inner.state.borrow();
@@ -528,10 +597,10 @@ impl Log {
             written: Offset(written),
         };
         if start.0 >= upper {
-            return Ok(empty);
+            return Ok(ReadStep::Done(empty));
         }
         let Some((seg_base, seg_end_offset)) = inner.segment_for(start.0) else {
-            return Ok(empty);
+            return Ok(ReadStep::Done(empty));
         };
         let file = inner.with_segment(seg_base, |seg| seg.file())??;
         let seg_size = inner.with_segment(seg_base, |seg| seg.size)?;
@@ -543,14 +612,17 @@ impl Log {
             inner.locate(seg_base, upper).await?
         };
         if first_pos >= end_pos {
-            return Ok(empty);
+            if seg_end_offset < upper && first_pos >= seg_size {
+                return Ok(ReadStep::SkipTo(Offset(seg_end_offset)));
+            }
+            return Ok(ReadStep::Done(empty));
         }
         let (len, next) = inner
             .cut(seg_base, &file, first_pos, end_pos, max_bytes, end_offset)
             .await?;
         debug_assert!(next > first_offset);
         inner.state.borrow_mut().hint = Some((next, seg_base, first_pos + len));
-        Ok(ReadResult {
+        Ok(ReadStep::Done(ReadResult {
             slice: Some(FileSlice {
                 file,
                 position: first_pos,
@@ -559,7 +631,7 @@ impl Log {
             next_offset: Offset(next),
             log_start: Offset(log_start),
             written: Offset(written),
-        })
+        }))
     }
 
     /// The first batch whose max timestamp is >= `timestamp` (ListOffsets
@@ -707,6 +779,11 @@ impl Log {
     ) -> Result<RetentionOutcome, LogError> {
         let mut outcome = RetentionOutcome::default();
         let mut s = self.inner.state.borrow_mut();
+        if s.cleaner.swapping {
+            // A compaction swap is replacing sealed segments; the next
+            // retention pass deletes what is due.
+            return Ok(outcome);
+        }
         loop {
             let mut keys = s.segments.keys();
             let (Some(&oldest), Some(&next_base)) = (keys.next(), keys.next()) else {

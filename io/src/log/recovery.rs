@@ -11,13 +11,17 @@
 //! torn or corrupt tail can only hold writes that were never acknowledged
 //! as durable, since durability is acknowledged after fdatasync. Indexes of
 //! the scanned segments are rebuilt and the segments synced.
+//!
+//! Both paths first finish or roll back a compaction swap a crash
+//! interrupted (see [`super::compact`]): `.cleaned` files are deleted,
+//! `.log.swap` files replace the segments they cover.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::checkpoint;
 use super::segment::{self, scan, ScanEnd, Segment, SCAN_CHUNK_BYTES};
+use super::{checkpoint, compact};
 use super::{LogConfig, LogError};
 
 pub(crate) struct Recovered {
@@ -28,8 +32,62 @@ pub(crate) struct Recovered {
     pub indexes_rebuilt: u64,
 }
 
+/// Finishes or rolls back an interrupted compaction swap, as Kafka does:
+/// `.cleaned` files are deleted (the pass never committed), and each
+/// `{base}.log.swap` (committed) replaces every segment whose base lies in
+/// its offset range, then takes its final name. Its index files, and
+/// those of the segments it replaces, are deleted (rebuilt on first use).
+fn complete_swaps(dir: &Path) -> Result<bool, LogError> {
+    let mut swaps = Vec::new();
+    let mut logs = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| LogError::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(compact::CLEANED_SUFFIX) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| LogError::io(&path, e))?;
+        } else if let Some(stem) = name.strip_suffix(compact::SWAP_SUFFIX) {
+            if let Some(base) = segment::parse_base(stem, ".log") {
+                swaps.push((base, entry.path()));
+            }
+        } else if let Some(base) = segment::parse_base(name, ".log") {
+            logs.push(base);
+        }
+    }
+    swaps.sort_unstable_by_key(|&(base, _)| base);
+    for (base, path) in &swaps {
+        let end = compact::next_offset_of(path, *base)?.max(base + 1);
+        for &old in logs.iter().filter(|&&b| b >= *base && b < end) {
+            for suffix in [".log", ".index", ".timeindex"] {
+                remove_if_present(&dir.join(segment::file_name(old, suffix)))?;
+            }
+        }
+        for suffix in [".index", ".timeindex"] {
+            remove_if_present(&dir.join(segment::file_name(*base, suffix)))?;
+        }
+        let target = dir.join(segment::file_name(*base, ".log"));
+        std::fs::rename(path, &target).map_err(|e| LogError::io(&target, e))?;
+    }
+    Ok(!swaps.is_empty())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), LogError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LogError::io(path, e)),
+    }
+}
+
 /// Lists segment bases and removes leftovers of interrupted operations.
 fn list_segments(dir: &Path) -> Result<Vec<(i64, u64)>, LogError> {
+    if complete_swaps(dir)? {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| LogError::io(dir, e))?;
+    }
     let mut segments = Vec::new();
     let mut indexes = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))?;

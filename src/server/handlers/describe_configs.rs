@@ -41,6 +41,7 @@ pub const TYPE_BOOLEAN: i8 = 1;
 pub const TYPE_STRING: i8 = 2;
 pub const TYPE_INT: i8 = 3;
 pub const TYPE_LONG: i8 = 5;
+pub const TYPE_DOUBLE: i8 = 6;
 pub const TYPE_LIST: i8 = 7;
 
 /// A topic config key and the broker-level key it inherits from.
@@ -64,7 +65,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         broker_key: "log.cleanup.policy",
         config_type: TYPE_LIST,
         doc: "delete old segments, compact by key, or both",
-        broker_value: |_| "delete".into(),
+        broker_value: |c| c.log_cleanup_policy.clone(),
     },
     TopicKey {
         name: "compression.type",
@@ -78,7 +79,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         broker_key: "log.cleaner.delete.retention.ms",
         config_type: TYPE_LONG,
         doc: "how long tombstones stay in a compacted topic",
-        broker_value: |_| "86400000".into(),
+        broker_value: |c| c.log_cleaner_delete_retention_ms.to_string(),
     },
     TopicKey {
         name: "index.interval.bytes",
@@ -100,6 +101,20 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         config_type: TYPE_STRING,
         doc: "CreateTime (the producer's) or LogAppendTime (the broker's)",
         broker_value: |_| "CreateTime".into(),
+    },
+    TopicKey {
+        name: "min.cleanable.dirty.ratio",
+        broker_key: "log.cleaner.min.cleanable.ratio",
+        config_type: TYPE_DOUBLE,
+        doc: "dirty share of a compacted log that starts a cleaning pass",
+        broker_value: |c| c.log_cleaner_min_cleanable_ratio.to_string(),
+    },
+    TopicKey {
+        name: "min.compaction.lag.ms",
+        broker_key: "log.cleaner.min.compaction.lag.ms",
+        config_type: TYPE_LONG,
+        doc: "age below which a record is not compacted",
+        broker_value: |c| c.log_cleaner_min_compaction_lag_ms.to_string(),
     },
     TopicKey {
         name: "min.insync.replicas",

@@ -155,7 +155,9 @@ pub fn log_error_code(e: &LogError) -> ErrorCode {
         LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         LogError::InvalidBatch(_) | LogError::Corrupt { .. } => ErrorCode::CorruptMessage,
         LogError::BatchTooLarge { .. } => ErrorCode::RecordListTooLarge,
-        LogError::Io { .. } | LogError::Failed { .. } => ErrorCode::KafkaStorageError,
+        LogError::Io { .. } | LogError::Failed { .. } | LogError::Compaction { .. } => {
+            ErrorCode::KafkaStorageError
+        }
         LogError::Config(_) => ErrorCode::InvalidConfig,
         LogError::Closed => ErrorCode::NotLeaderOrFollower,
     }

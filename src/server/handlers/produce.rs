@@ -76,10 +76,12 @@ pub async fn handle(
                                 .get("max.message.bytes")
                                 .and_then(|v| v.parse().ok())
                                 .unwrap_or(shard.shared.config.message_max_bytes),
-                            require_keys: t
-                                .configs
-                                .get("cleanup.policy")
-                                .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact")),
+                            require_keys: super::describe_configs::topic_value(
+                                &shard.shared.config,
+                                t,
+                                "cleanup.policy",
+                            )
+                            .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact")),
                             ..ProduceValidation::new(version)
                         };
                         match validate_produce_records(records, &validation) {
