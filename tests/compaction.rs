@@ -68,11 +68,7 @@ fn a_compacted_topic_keeps_the_latest_value_per_key_for_a_real_client() {
         .filter(|l| l.starts_with(&format!("{topic}-0: compacted")))
         .collect();
     assert!(!passes.is_empty(), "the broker logs each pass\n{log}");
-    println!(
-        "{} passes, the last: {}",
-        passes.len(),
-        passes[passes.len() - 1]
-    );
+    println!("{} cleaner passes:\n{}", passes.len(), passes.join("\n"));
     broker.restart();
     let out = run_client(&broker, &[topic, "verify", state], &scratch);
     println!("{out}");
