@@ -566,6 +566,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn compaction_configs_are_checked_with_the_reason() {
+        for (key, ok) in [
+            ("cleanup.policy", "compact,delete"),
+            ("delete.retention.ms", "0"),
+            ("min.compaction.lag.ms", "60000"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ] {
+            validate_topic_config(key, ok).unwrap_or_else(|e| panic!("{key}={ok}: {e}"));
+        }
+        for (key, bad, reason) in [
+            (
+                "cleanup.policy",
+                "compact,shred",
+                "expected delete, compact",
+            ),
+            ("delete.retention.ms", "-1", "non-negative"),
+            ("min.compaction.lag.ms", "soon", "integer"),
+            ("min.cleanable.dirty.ratio", "1.5", "[0, 1]"),
+            ("min.cleanable.dirty.ratio", "half", "number"),
+        ] {
+            let e = validate_topic_config(key, bad).expect_err(bad).to_string();
+            assert!(e.contains(key) && e.contains(reason), "{key}={bad}: {e}");
+        }
+    }
+
+    #[test]
     fn topics_persist_and_names_are_checked() {
         let dir = std::env::temp_dir().join(format!("ringtail-meta-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -574,3 +574,47 @@ fn the_segment_with_the_last_batch_is_never_cleaned() {
         assert_eq!(after.len(), 3, "key1's latest, key0's tombstone, the tick");
     });
 }
+
+#[test]
+fn an_idempotent_producers_last_batch_stays_as_an_empty_header() {
+    let dir = TempDir::new("compact-producer");
+    block_on(async {
+        let log = Log::open(&dir.0, compacted(1024)).await.expect("open");
+        let mut producer_batches = Vec::new();
+        for seq in 0..3 {
+            let b = build_batch(0, 1, &[kv("p", Some("v"))], codec::NONE, Some((9, 0, seq)));
+            let info = log.append(BytesMut::from(&b[..]), 0).await.expect("append");
+            producer_batches.push(info.base_offset.0);
+        }
+        // A later writer supersedes every record the producer wrote.
+        write_updates(&log, 1, 1, 1).await;
+        append(&log, 1, &[kv("p", Some("newer"))]).await;
+        write_updates(&log, 2, 20, 1).await;
+        log.compact().await.expect("compact").expect("due");
+        let mut headers = Vec::new();
+        let mut next = Offset(0);
+        loop {
+            let r = log.read(next, 1 << 20, None).await.expect("read");
+            let Some(slice) = r.slice else { break };
+            let bytes = slice.read_to_vec().await.expect("bytes");
+            let mut at = 0;
+            while at < bytes.len() {
+                let h = BatchHeader::parse(&bytes[at..]).expect("header");
+                if producer_id(&bytes[at..]) == 9 {
+                    headers.push(h);
+                }
+                at += h.size;
+            }
+            next = r.next_offset;
+        }
+        assert_eq!(
+            headers.len(),
+            1,
+            "only the producer's last batch: {headers:?}"
+        );
+        let h = headers[0];
+        assert_eq!(h.base_offset, producer_batches[2]);
+        assert_eq!((h.records_count, h.size), (0, HEADER_BYTES));
+        assert!(log.verify().await.expect("verify").is_none());
+    });
+}
