@@ -52,31 +52,44 @@ pub enum IsrWrite {
     /// The znode moved on (a new leader or epoch): the leader must wait
     /// for the controller's LeaderAndIsr.
     Conflict(PartitionState),
+    /// The joining replica is not alive in the broker epoch the leader
+    /// validated (KIP-903); nothing was written.
+    Ineligible(PartitionState),
 }
 
 /// The compare-and-set on the partition-state znode version for a leader's
 /// ISR change. Only the leader of the current epoch may change the ISR
-/// this way, and the ISR must keep the leader.
+/// this way, and the ISR must keep the leader. A joining replica must be
+/// registered and alive in the broker epoch it fetched with
+/// (`registered(id, broker_epoch)`).
 pub fn write_isr(
     current: &PartitionState,
     leader: NodeId,
     leader_epoch: LeaderEpoch,
     isr: &[NodeId],
     expected: PartitionVersion,
+    joining: Option<(NodeId, i64)>,
+    registered: impl Fn(NodeId, i64) -> bool,
 ) -> IsrWrite {
     let same_leadership = current.leader == Some(leader) && current.leader_epoch == leader_epoch;
     if same_leadership && current.isr == isr {
         return IsrWrite::AlreadyApplied(current.clone());
     }
-    if same_leadership && current.version == expected && isr.contains(&leader) {
-        return IsrWrite::Applied(PartitionState {
-            leader: Some(leader),
-            leader_epoch,
-            isr: isr.to_vec(),
-            version: PartitionVersion(current.version.0 + 1),
-        });
+    if !same_leadership || current.version != expected || !isr.contains(&leader) {
+        return IsrWrite::Conflict(current.clone());
     }
-    IsrWrite::Conflict(current.clone())
+    let added_unchecked = isr
+        .iter()
+        .any(|r| !current.isr.contains(r) && joining.is_none_or(|(j, _)| j != *r));
+    if added_unchecked || joining.is_some_and(|(j, epoch)| !registered(j, epoch)) {
+        return IsrWrite::Ineligible(current.clone());
+    }
+    IsrWrite::Applied(PartitionState {
+        leader: Some(leader),
+        leader_epoch,
+        isr: isr.to_vec(),
+        version: PartitionVersion(current.version.0 + 1),
+    })
 }
 
 #[cfg(test)]
@@ -111,12 +124,15 @@ mod tests {
             version: PartitionVersion(7),
         };
         let shrink = ids(&[0, 1]);
+        let any = |_: NodeId, _: i64| true;
         let IsrWrite::Applied(next) = write_isr(
             &state,
             NodeId(0),
             LeaderEpoch(3),
             &shrink,
             PartitionVersion(7),
+            None,
+            any,
         ) else {
             panic!("the current leader's write applies")
         };
@@ -128,7 +144,9 @@ mod tests {
                 NodeId(0),
                 LeaderEpoch(3),
                 &shrink,
-                PartitionVersion(7)
+                PartitionVersion(7),
+                None,
+                any,
             ),
             IsrWrite::AlreadyApplied(_)
         ));
@@ -138,7 +156,9 @@ mod tests {
                 NodeId(0),
                 LeaderEpoch(3),
                 &ids(&[0]),
-                PartitionVersion(7)
+                PartitionVersion(7),
+                None,
+                any,
             ),
             IsrWrite::Conflict(_)
         ));
@@ -148,7 +168,9 @@ mod tests {
                 NodeId(0),
                 LeaderEpoch(2),
                 &shrink,
-                PartitionVersion(7)
+                PartitionVersion(7),
+                None,
+                any,
             ),
             IsrWrite::Conflict(_)
         ));
@@ -158,9 +180,36 @@ mod tests {
                 NodeId(1),
                 LeaderEpoch(3),
                 &shrink,
-                PartitionVersion(7)
+                PartitionVersion(7),
+                None,
+                any,
             ),
             IsrWrite::Conflict(_)
         ));
+        // KIP-903: an expansion naming a broker epoch that is no longer
+        // the replica's registration is refused, and so is one that adds
+        // a replica without naming it.
+        let small = PartitionState {
+            isr: ids(&[0, 1]),
+            ..state.clone()
+        };
+        let only_epoch_9 = |r: NodeId, e: i64| r == NodeId(2) && e == 9;
+        let grow = |joining| {
+            write_isr(
+                &small,
+                NodeId(0),
+                LeaderEpoch(3),
+                &ids(&[0, 1, 2]),
+                PartitionVersion(7),
+                joining,
+                only_epoch_9,
+            )
+        };
+        assert!(matches!(grow(Some((NodeId(2), 9))), IsrWrite::Applied(_)));
+        assert!(matches!(
+            grow(Some((NodeId(2), 8))),
+            IsrWrite::Ineligible(_)
+        ));
+        assert!(matches!(grow(None), IsrWrite::Ineligible(_)));
     }
 }

@@ -99,6 +99,7 @@ impl Replica {
         } else {
             Message::Fetch {
                 correlation,
+                replica_epoch: self.config.broker_epoch,
                 current_leader_epoch: epoch,
                 fetch_offset: log.assigned,
                 last_fetched_epoch: last_epoch,

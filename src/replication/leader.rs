@@ -18,6 +18,8 @@ struct Progress {
     /// The leader's LEO and the time at this follower's previous fetch.
     last_fetch_leader_end: Offset,
     last_fetch_ms: i64,
+    /// The broker epoch of the follower's last validated fetch.
+    broker_epoch: i64,
 }
 
 impl Progress {
@@ -28,6 +30,7 @@ impl Progress {
             last_caught_up_ms: if in_sync { now_ms } else { i64::MIN / 2 },
             last_fetch_leader_end: Offset(0),
             last_fetch_ms: i64::MIN / 2,
+            broker_epoch: -1,
         }
     }
 }
@@ -35,6 +38,7 @@ impl Progress {
 #[derive(Clone, Debug)]
 struct PendingIsr {
     isr: Vec<NodeId>,
+    joining: Option<(NodeId, i64)>,
     sent_ms: i64,
     /// The controller refused it: keep counting it, stop proposing.
     rejected: bool,
@@ -309,15 +313,16 @@ impl Replica {
             .copied()
             .filter(|r| !out_of_sync.contains(r))
             .collect();
-        self.leader_propose(isr);
+        self.leader_propose(isr, None);
     }
 
-    fn leader_propose(&mut self, isr: Vec<NodeId>) {
+    fn leader_propose(&mut self, isr: Vec<NodeId>, joining: Option<(NodeId, i64)>) {
         let (now, epoch) = (self.now_ms, self.leader_epoch);
         let l = self.leader_mut();
         let isr = l.ordered(isr);
         l.pending = Some(PendingIsr {
             isr: isr.clone(),
+            joining,
             sent_ms: now,
             rejected: false,
         });
@@ -326,6 +331,7 @@ impl Replica {
             leader_epoch: epoch,
             isr,
             version,
+            joining,
         });
     }
 
@@ -338,11 +344,12 @@ impl Replica {
             return;
         }
         p.sent_ms = now;
-        let isr = p.isr.clone();
+        let (isr, joining) = (p.isr.clone(), p.joining);
         self.out.push(Output::ProposeIsr {
             leader_epoch: epoch,
             isr,
             version,
+            joining,
         });
     }
 
@@ -369,7 +376,12 @@ impl Replica {
         self.leader_complete_waiting();
     }
 
-    pub(super) fn on_isr_rejected(&mut self, leader_epoch: LeaderEpoch, version: PartitionVersion) {
+    pub(super) fn on_isr_rejected(
+        &mut self,
+        leader_epoch: LeaderEpoch,
+        version: PartitionVersion,
+        ineligible: bool,
+    ) {
         if leader_epoch != self.leader_epoch {
             return;
         }
@@ -377,7 +389,11 @@ impl Replica {
             if l.version != version {
                 return;
             }
-            if let Some(p) = l.pending.as_mut() {
+            if ineligible && l.pending.as_ref().is_some_and(|p| p.joining.is_some()) {
+                // The znode does not hold it (the controller checked): the
+                // joining replica simply is not in the ISR.
+                l.pending = None;
+            } else if let Some(p) = l.pending.as_mut() {
                 p.rejected = true;
             }
         }
@@ -387,6 +403,7 @@ impl Replica {
         &mut self,
         from: NodeId,
         correlation: Correlation,
+        replica_epoch: i64,
         current_leader_epoch: LeaderEpoch,
         fetch_offset: Offset,
         last_fetched_epoch: LeaderEpoch,
@@ -437,7 +454,7 @@ impl Replica {
                 FetchResult::Error(ReplicationError::OffsetOutOfRange),
             );
         }
-        self.leader_record_progress(from, fetch_offset, leo);
+        self.leader_record_progress(from, fetch_offset, leo, replica_epoch);
         self.leader_maybe_expand(from);
         self.leader_update_hw();
         self.out.push(Output::ServeFetch {
@@ -450,7 +467,13 @@ impl Replica {
     }
 
     /// Kafka's `updateFetchState`.
-    fn leader_record_progress(&mut self, from: NodeId, fetch_offset: Offset, leo: Offset) {
+    fn leader_record_progress(
+        &mut self,
+        from: NodeId,
+        fetch_offset: Offset,
+        leo: Offset,
+        broker_epoch: i64,
+    ) {
         let now = self.now_ms;
         let p = self
             .leader_mut()
@@ -465,6 +488,7 @@ impl Replica {
         p.last_fetch_leader_end = leo;
         p.last_fetch_ms = now;
         p.log_end = Some(fetch_offset);
+        p.broker_epoch = broker_epoch;
     }
 
     /// Kafka's `maybeExpandIsr` with `isFollowerInSync`: the follower has
@@ -475,13 +499,20 @@ impl Replica {
         if l.pending.is_some() || l.isr.contains(&from) {
             return;
         }
-        let Some(end) = l.followers.get(&from).and_then(|p| p.log_end) else {
+        let Some(p) = l.followers.get(&from).copied() else {
             return;
         };
+        let Some(end) = p.log_end else { return };
         if end >= hw && end >= l.epoch_start {
             let mut isr = l.isr.clone();
             isr.push(from);
-            self.leader_propose(isr);
+            // It reached the HW just now: a full lag period before it can
+            // be judged out of sync again (no flapping on the next tick).
+            let now = self.now_ms;
+            if let Some(p) = self.leader_mut().followers.get_mut(&from) {
+                p.last_caught_up_ms = p.last_caught_up_ms.max(now);
+            }
+            self.leader_propose(isr, Some((from, p.broker_epoch)));
         }
     }
 }

@@ -74,7 +74,11 @@
 //!   fetch offset it has validated this way toward HW and ISR expansion.
 //! - **ISR changes** are proposed to the controller (`ProposeIsr`), written
 //!   with a compare-and-set on the znode version ([`election::write_isr`]),
-//!   and confirmed (`IsrCommitted`) or refused (`IsrRejected`). Until
+//!   and confirmed (`IsrCommitted`) or refused (`IsrRejected`). An
+//!   expansion names the broker epoch the follower fetched with, and the
+//!   controller refuses it if that broker has since restarted (KIP-903: a
+//!   replica that lost its disk must not join on the strength of what
+//!   its previous life held); such a refusal drops the proposal. Until
 //!   confirmed, the change counts in the maximal ISR; a refusal means the
 //!   controller moved the partition on, so the leader keeps the pending
 //!   change counted and proposes nothing more until the controller's next
@@ -173,6 +177,11 @@ pub struct PartitionVersion(pub i32);
 #[derive(Clone, Debug)]
 pub struct Config {
     pub broker_id: NodeId,
+    /// This broker's epoch (KIP-380: the version of its registration,
+    /// new at every start; in ZooKeeper mode the czxid of
+    /// `/brokers/ids/N`). Sent in every Fetch so an ISR expansion names
+    /// the life of the follower it validated (KIP-903); -1 if unknown.
+    pub broker_epoch: i64,
     /// `replica.lag.time.max.ms`.
     pub replica_lag_time_max_ms: i64,
     /// `min.insync.replicas`.
@@ -193,6 +202,7 @@ impl Config {
     pub fn new(broker_id: NodeId) -> Config {
         Config {
             broker_id,
+            broker_epoch: -1,
             replica_lag_time_max_ms: 30_000,
             min_insync_replicas: 1,
             replica_request_timeout_ms: 30_000,
@@ -250,6 +260,8 @@ pub struct BatchMeta {
 pub enum Message {
     Fetch {
         correlation: Correlation,
+        /// The follower's broker epoch (Fetch v15 `ReplicaEpoch`).
+        replica_epoch: i64,
         current_leader_epoch: LeaderEpoch,
         fetch_offset: Offset,
         /// The epoch of the follower's last record (KIP-320), or UNKNOWN
@@ -306,12 +318,16 @@ pub enum Input {
         isr: Vec<NodeId>,
         version: PartitionVersion,
     },
-    /// The znode moved on; wait for the controller. `version` is the one
-    /// the refused proposal expected (answers to older proposals are
-    /// ignored).
+    /// The proposal was refused. `version` is the one it expected
+    /// (answers to older proposals are ignored). With `ineligible`, the
+    /// replica joining is not in the life the leader validated (KIP-903:
+    /// it restarted, maybe without its disk): the proposal is dropped and
+    /// may be made again. Otherwise the znode moved on: wait for the
+    /// controller.
     IsrRejected {
         leader_epoch: LeaderEpoch,
         version: PartitionVersion,
+        ineligible: bool,
     },
     /// A validated ProduceRequest for this partition carrying `records`.
     Produce {
@@ -375,11 +391,15 @@ pub enum Output {
     HighWatermark {
         offset: Offset,
     },
-    /// Compare-and-set the ISR in the partition-state znode.
+    /// Compare-and-set the ISR in the partition-state znode. `joining`
+    /// names the replica an expansion adds and the broker epoch it
+    /// fetched with: the controller refuses it unless that is the
+    /// replica's current registration (KIP-903).
     ProposeIsr {
         leader_epoch: LeaderEpoch,
         isr: Vec<NodeId>,
         version: PartitionVersion,
+        joining: Option<(NodeId, i64)>,
     },
     ProduceDone {
         request: RequestId,
@@ -490,7 +510,8 @@ impl Replica {
             Input::IsrRejected {
                 leader_epoch,
                 version,
-            } => self.on_isr_rejected(leader_epoch, version),
+                ineligible,
+            } => self.on_isr_rejected(leader_epoch, version, ineligible),
             Input::Produce {
                 request,
                 acks,
@@ -611,12 +632,14 @@ impl Replica {
         match msg {
             Message::Fetch {
                 correlation,
+                replica_epoch,
                 current_leader_epoch,
                 fetch_offset,
                 last_fetched_epoch,
             } => self.leader_on_fetch(
                 from,
                 correlation,
+                replica_epoch,
                 current_leader_epoch,
                 fetch_offset,
                 last_fetched_epoch,

@@ -390,6 +390,7 @@ fn leader_acknowledges_acks_all_only_when_durable_on_the_isr() {
         from: NodeId(1),
         msg: Message::Fetch {
             correlation: Correlation(offset as u64 + 1),
+            replica_epoch: 1,
             current_leader_epoch: LeaderEpoch(1),
             fetch_offset: Offset(offset),
             last_fetched_epoch: LeaderEpoch(epoch),
@@ -424,6 +425,7 @@ fn leader_acknowledges_acks_all_only_when_durable_on_the_isr() {
         leader_epoch: LeaderEpoch(1),
         isr: ids(&[0]),
         version: PartitionVersion(1),
+        joining: None,
     }));
     l.step(
         40_001,

@@ -25,7 +25,8 @@
 //! with every acknowledged record in place.
 //!
 //! - `RINGTAIL_REPL_SIM_SEEDS=N` runs N seeds (default 4,000 in release,
-//!   400 in a debug build); `RINGTAIL_REPL_SIM_SEED=S` replays seed S;
+//!   400 in a debug build) from `RINGTAIL_REPL_SIM_FIRST` (default 0);
+//!   `RINGTAIL_REPL_SIM_SEED=S` replays seed S;
 //!   `RINGTAIL_REPL_SIM_TRACE=1` prints every input and output.
 
 use std::collections::{HashMap, VecDeque};
@@ -82,6 +83,7 @@ enum Payload {
         leader_epoch: LeaderEpoch,
         isr: Vec<NodeId>,
         version: PartitionVersion,
+        joining: Option<(NodeId, i64)>,
     },
     IsrAnswer(Input),
     Heartbeat {
@@ -219,7 +221,7 @@ impl Sim {
             .map(|b| Broker {
                 up: true,
                 incarnation: 1,
-                core: Replica::new(Self::core_config(b, &opts)),
+                core: Replica::new(Self::core_config(b, 1, &opts)),
                 disk: Disk::default(),
                 fetched: (Offset(0), Vec::new()),
             })
@@ -262,8 +264,9 @@ impl Sim {
         sim
     }
 
-    fn core_config(b: usize, opts: &Options) -> Config {
+    fn core_config(b: usize, incarnation: u64, opts: &Options) -> Config {
         Config {
+            broker_epoch: incarnation as i64,
             replica_lag_time_max_ms: 300,
             min_insync_replicas: opts.min_insync,
             replica_request_timeout_ms: 150,
@@ -422,29 +425,48 @@ impl Sim {
                 leader_epoch,
                 isr,
                 version,
+                joining,
             } => {
-                let answer =
-                    match write_isr(&self.controller.state, node(b), leader_epoch, &isr, version) {
-                        IsrWrite::Applied(s) => {
-                            self.stats.isr_changes += 1;
-                            let v = s.version;
-                            self.controller.state = s;
-                            Input::IsrCommitted {
-                                leader_epoch,
-                                isr,
-                                version: v,
-                            }
-                        }
-                        IsrWrite::AlreadyApplied(s) => Input::IsrCommitted {
+                let c = &self.controller;
+                let registered = |r: NodeId, epoch: i64| {
+                    let r = r.0 as usize;
+                    c.live[r] && c.registered[r] as i64 == epoch
+                };
+                let answer = match write_isr(
+                    &c.state,
+                    node(b),
+                    leader_epoch,
+                    &isr,
+                    version,
+                    joining,
+                    registered,
+                ) {
+                    IsrWrite::Applied(s) => {
+                        self.stats.isr_changes += 1;
+                        let v = s.version;
+                        self.controller.state = s;
+                        Input::IsrCommitted {
                             leader_epoch,
                             isr,
-                            version: s.version,
-                        },
-                        IsrWrite::Conflict(_) => Input::IsrRejected {
-                            leader_epoch,
-                            version,
-                        },
-                    };
+                            version: v,
+                        }
+                    }
+                    IsrWrite::AlreadyApplied(s) => Input::IsrCommitted {
+                        leader_epoch,
+                        isr,
+                        version: s.version,
+                    },
+                    IsrWrite::Conflict(_) => Input::IsrRejected {
+                        leader_epoch,
+                        version,
+                        ineligible: false,
+                    },
+                    IsrWrite::Ineligible(_) => Input::IsrRejected {
+                        leader_epoch,
+                        version,
+                        ineligible: true,
+                    },
+                };
                 self.send(End::Controller, End::Broker(b), Payload::IsrAnswer(answer));
             }
             _ => unreachable!("sent to a broker"),
@@ -640,6 +662,7 @@ impl Sim {
                 leader_epoch,
                 isr,
                 version,
+                joining,
             } => self.send(
                 End::Broker(b),
                 End::Controller,
@@ -647,6 +670,7 @@ impl Sim {
                     leader_epoch,
                     isr,
                     version,
+                    joining,
                 },
             ),
             Output::ProduceDone { request, result } => self.produce_done(request, result, b),
@@ -801,7 +825,7 @@ impl Sim {
             self.controller_failure(b, true);
             self.stats.wipes += 1;
         }
-        let config = Self::core_config(b, &self.opts);
+        let config = Self::core_config(b, self.brokers[b].incarnation + 1, &self.opts);
         let br = &mut self.brokers[b];
         let restored = Restored {
             log_end: Offset(br.disk.log.len() as i64),
@@ -1171,6 +1195,7 @@ fn random_schedules_keep_acknowledged_records() {
     }
     let default = if cfg!(debug_assertions) { 400 } else { 4_000 };
     let count = env_u64("RINGTAIL_REPL_SIM_SEEDS").unwrap_or(default);
+    let first = env_u64("RINGTAIL_REPL_SIM_FIRST").unwrap_or(0);
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 8) as u64;
@@ -1180,8 +1205,8 @@ fn random_schedules_keep_acknowledged_records() {
             .map(|t| {
                 scope.spawn(move || {
                     let mut total = Stats::default();
-                    let mut seed = t;
-                    while seed < count {
+                    let mut seed = first + t;
+                    while seed < first + count {
                         total.add(&run_seed(seed)?);
                         seed += threads;
                     }
