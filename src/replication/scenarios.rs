@@ -268,6 +268,38 @@ fn kafka_7128_expansion_waits_for_the_epoch_start() {
     assert!(sim.lost_on(sim.leader().expect("settled")).is_empty());
 }
 
+#[test]
+fn kip903_a_replica_that_lost_its_disk_cannot_join_on_its_old_fetches() {
+    // b2 lags outside the ISR, catches up, and the leader proposes it
+    // into the ISR; before the proposal lands, b2 restarts with an empty
+    // disk. The proposal names b2's old broker epoch, so the controller
+    // refuses it: b2 must earn its place again from offset 0.
+    let mut sim = scripted(3, 1, false);
+    let first = produce_and_wait(&mut sim, 0, Acks::All, 3);
+    assert!(first.iter().all(|r| r.is_ok()));
+    sim.cut_link(0, 2, true);
+    let shrunk = sim
+        .run_until(3_000, |s| s.brokers[0].core.isr() == ids(&[0, 1]))
+        .expect("invariants hold");
+    assert!(shrunk);
+    let more = produce_and_wait(&mut sim, 0, Acks::All, 3);
+    assert!(more.iter().all(|r| r.is_ok()));
+    sim.cut_link(0, 2, false);
+    let proposed = sim
+        .run_until(3_000, |s| {
+            s.brokers[0].core.maximal_isr().contains(&NodeId(2))
+        })
+        .expect("invariants hold");
+    assert!(proposed);
+    sim.crash(2, false);
+    sim.restart(2, true);
+    sim.run_ms(50)
+        .expect("the emptied replica stays out of the ISR");
+    assert!(!sim.controller_isr().contains(&2) || sim.brokers[2].disk.log.len() >= 6);
+    sim.settle().expect("the replicas converge");
+    assert!(sim.lost_on(2).is_empty());
+}
+
 // ---- the core alone -------------------------------------------------------
 
 fn ids(v: &[i32]) -> Vec<NodeId> {
