@@ -207,7 +207,11 @@ async fn load_producers(
     let now = ringtail_io::log::system_clock_ms();
     let expired = state.expire(now, broker.producer_id_expiration_ms);
     let mut last_offset = loaded.snapshot;
-    if loaded.batches_replayed > 0 || !loaded.discarded.is_empty() || expired > 0 {
+    // Any scan is saved as a snapshot at the log end, even of a log with
+    // no idempotent batches, so the next open does not scan it again (an
+    // empty log has nothing to scan).
+    let scanned = loaded.snapshot != Some(loaded.end) && loaded.end > log.offsets().log_start.0;
+    if scanned || expired > 0 {
         match snapshot::write(log.dir(), loaded.end, &state, false) {
             Ok(()) => {
                 last_offset = Some(loaded.end);
@@ -215,6 +219,8 @@ async fn load_producers(
             }
             Err(e) => eprintln!("{topic}-{index}: producer snapshot: {e}"),
         }
+    }
+    if loaded.batches_replayed > 0 || !loaded.discarded.is_empty() || expired > 0 {
         eprintln!(
             "{topic}-{index}: producer state of {} producers rebuilt from snapshot {:?} and {} batches up to offset {} \
              ({} snapshots discarded, {expired} producers expired)",
