@@ -140,6 +140,10 @@ fn keep_freed_buffers() {
 /// Runs the broker until SIGINT or SIGTERM.
 pub fn run(config: BrokerConfig) -> Result<(), String> {
     keep_freed_buffers();
+    // Before any thread starts: threads inherit the mask, so SIGTERM and
+    // SIGINT reach only the main thread's sigwait. A signal landing on a
+    // thread that does not block them kills the process outright.
+    let signals = block_signals();
     let mut cluster_id = None;
     for dir in &config.log_dirs {
         std::fs::create_dir_all(dir)
@@ -175,7 +179,6 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
         stopping: AtomicBool::new(false),
         config,
     });
-    let signals = block_signals();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let threads = shard::start(shared.clone(), move |shard: std::rc::Rc<Shard>| {
         let ready = ready_tx.clone();
