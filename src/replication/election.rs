@@ -53,7 +53,9 @@ pub enum IsrWrite {
     /// for the controller's LeaderAndIsr.
     Conflict(PartitionState),
     /// The joining replica is not alive in the broker epoch the leader
-    /// validated (KIP-903); nothing was written.
+    /// validated (KIP-903). The state is rewritten unchanged at a new
+    /// version (write it), so that no copy of this proposal still in
+    /// flight can apply later.
     Ineligible(PartitionState),
 }
 
@@ -82,7 +84,10 @@ pub fn write_isr(
         .iter()
         .any(|r| !current.isr.contains(r) && joining.is_none_or(|(j, _)| j != *r));
     if added_unchecked || joining.is_some_and(|(j, epoch)| !registered(j, epoch)) {
-        return IsrWrite::Ineligible(current.clone());
+        return IsrWrite::Ineligible(PartitionState {
+            version: PartitionVersion(current.version.0 + 1),
+            ..current.clone()
+        });
     }
     IsrWrite::Applied(PartitionState {
         leader: Some(leader),

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use super::election::PartitionState;
 use super::{
     Acks, Correlation, FetchResult, LeaderEpoch, Message, NodeId, Offset, Output, PartitionVersion,
     Replica, ReplicationError, RequestId, Role,
@@ -380,7 +381,7 @@ impl Replica {
         &mut self,
         leader_epoch: LeaderEpoch,
         version: PartitionVersion,
-        ineligible: bool,
+        current: PartitionState,
     ) {
         if leader_epoch != self.leader_epoch {
             return;
@@ -389,10 +390,12 @@ impl Replica {
             if l.version != version {
                 return;
             }
-            if ineligible && l.pending.as_ref().is_some_and(|p| p.joining.is_some()) {
-                // The znode does not hold it (the controller checked): the
-                // joining replica simply is not in the ISR.
+            let unchanged = current.leader_epoch == leader_epoch && current.isr == l.isr;
+            if unchanged && current.version > version {
+                // The znode does not hold it, and its new version fences
+                // any copy of the proposal still in flight.
                 l.pending = None;
+                l.version = current.version;
             } else if let Some(p) = l.pending.as_mut() {
                 p.rejected = true;
             }

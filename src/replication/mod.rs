@@ -319,15 +319,18 @@ pub enum Input {
         version: PartitionVersion,
     },
     /// The proposal was refused. `version` is the one it expected
-    /// (answers to older proposals are ignored). With `ineligible`, the
-    /// replica joining is not in the life the leader validated (KIP-903:
-    /// it restarted, maybe without its disk): the proposal is dropped and
-    /// may be made again. Otherwise the znode moved on: wait for the
-    /// controller.
+    /// (answers to older proposals are ignored); `current` is the znode
+    /// as the controller left it. If it still holds this epoch and the
+    /// ISR the leader knows, at a later version, the proposal can no
+    /// longer apply (the version fences every copy in flight): it is
+    /// dropped and may be made again. That is the case when the joining
+    /// replica was not in the life the leader validated (KIP-903: the
+    /// controller rewrites the znode unchanged at a new version). Otherwise
+    /// the partition moved on: wait for the controller.
     IsrRejected {
         leader_epoch: LeaderEpoch,
         version: PartitionVersion,
-        ineligible: bool,
+        current: election::PartitionState,
     },
     /// A validated ProduceRequest for this partition carrying `records`.
     Produce {
@@ -452,6 +455,10 @@ pub struct Replica {
     role: Role,
     next_correlation: u64,
     now_ms: i64,
+    /// Recovery cut the epoch cache: the checkpoint on disk still names
+    /// epochs past the log end and must be rewritten before anything is
+    /// appended (a later record of an older epoch would contradict it).
+    epochs_unpersisted: bool,
     out: Vec<Output>,
 }
 
@@ -462,12 +469,12 @@ impl Replica {
     }
 
     /// A replica over a recovered log. Epoch entries past the log end are
-    /// dropped and the HW is clamped to the log end, as Kafka's recovery
-    /// does.
+    /// dropped (and the first step's first output rewrites the checkpoint)
+    /// and the HW is clamped to the log end, as Kafka's recovery does.
     pub fn restore(config: Config, restored: Restored) -> Result<Replica, epochs::EpochCacheError> {
         assert!(config.min_insync_replicas >= 1);
         let mut epochs = LeaderEpochCache::from_entries(restored.epochs)?;
-        epochs.truncate_from_end(restored.log_end);
+        let epochs_unpersisted = epochs.truncate_from_end(restored.log_end);
         let end = restored.log_end;
         Ok(Replica {
             config,
@@ -482,6 +489,7 @@ impl Replica {
             role: Role::None,
             next_correlation: 1,
             now_ms: i64::MIN,
+            epochs_unpersisted,
             out: Vec::new(),
         })
     }
@@ -490,6 +498,9 @@ impl Replica {
     /// the driver must act on them.
     pub fn step(&mut self, now_ms: i64, input: Input) -> Vec<Output> {
         self.now_ms = self.now_ms.max(now_ms);
+        if std::mem::take(&mut self.epochs_unpersisted) {
+            self.persist_epochs();
+        }
         match input {
             Input::BecomeLeader {
                 leader_epoch,
@@ -510,8 +521,8 @@ impl Replica {
             Input::IsrRejected {
                 leader_epoch,
                 version,
-                ineligible,
-            } => self.on_isr_rejected(leader_epoch, version, ineligible),
+                current,
+            } => self.on_isr_rejected(leader_epoch, version, current),
             Input::Produce {
                 request,
                 acks,

@@ -24,7 +24,7 @@
 //! leader, full ISR, identical logs, HW at the log end) within a bound,
 //! with every acknowledged record in place.
 //!
-//! - `RINGTAIL_REPL_SIM_SEEDS=N` runs N seeds (default 4,000 in release,
+//! - `RINGTAIL_REPL_SIM_SEEDS=N` runs N seeds (default 10,000 in release,
 //!   400 in a debug build) from `RINGTAIL_REPL_SIM_FIRST` (default 0);
 //!   `RINGTAIL_REPL_SIM_SEED=S` replays seed S;
 //!   `RINGTAIL_REPL_SIM_TRACE=1` prints every input and output.
@@ -456,16 +456,19 @@ impl Sim {
                         isr,
                         version: s.version,
                     },
-                    IsrWrite::Conflict(_) => Input::IsrRejected {
+                    IsrWrite::Conflict(current) => Input::IsrRejected {
                         leader_epoch,
                         version,
-                        ineligible: false,
+                        current,
                     },
-                    IsrWrite::Ineligible(_) => Input::IsrRejected {
-                        leader_epoch,
-                        version,
-                        ineligible: true,
-                    },
+                    IsrWrite::Ineligible(current) => {
+                        self.controller.state = current.clone();
+                        Input::IsrRejected {
+                            leader_epoch,
+                            version,
+                            current,
+                        }
+                    }
                 };
                 self.send(End::Controller, End::Broker(b), Payload::IsrAnswer(answer));
             }
@@ -1193,7 +1196,7 @@ fn random_schedules_keep_acknowledged_records() {
         }
         return;
     }
-    let default = if cfg!(debug_assertions) { 400 } else { 4_000 };
+    let default = if cfg!(debug_assertions) { 400 } else { 10_000 };
     let count = env_u64("RINGTAIL_REPL_SIM_SEEDS").unwrap_or(default);
     let first = env_u64("RINGTAIL_REPL_SIM_FIRST").unwrap_or(0);
     let threads = std::thread::available_parallelism()
