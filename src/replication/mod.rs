@@ -109,16 +109,22 @@
 //!   and resends after `replica_request_timeout_ms`.
 //! - Feed the FetchResponse's batches back as [`BatchMeta`]s and append
 //!   their bytes when the core says `AppendFetched`.
-//! - `ProposeIsr`: compare-and-set the partition-state znode, retrying a
-//!   write whose answer was lost (the core re-proposes every
-//!   `isr_retry_ms`); answer `IsrCommitted` or `IsrRejected`.
+//! - `ProposeIsr`: decide with [`election::write_isr`] against the
+//!   partition-state znode and write what it says (`Applied` and
+//!   `Ineligible` both write: the latter the same state at a new version,
+//!   which fences late copies of the proposal); answer `IsrCommitted`, or
+//!   `IsrRejected` with the znode as it now stands. The core re-proposes
+//!   every `isr_retry_ms` until answered; retries are idempotent.
 //! - Deliver the controller's LeaderAndIsr as `BecomeLeader` or
 //!   `BecomeFollower` only if it carries this broker's current broker
 //!   epoch (KIP-380), so a restarted broker never acts on orders meant
 //!   for its previous life.
 //! - After a crash, rebuild with [`Replica::restore`] from the recovered
 //!   log end (with the recovered log fsynced), the epoch checkpoint and
-//!   the last HW checkpoint (`HighWatermark` outputs, written lazily).
+//!   the last HW checkpoint (`HighWatermark` outputs, written lazily). If
+//!   recovery cut the epoch cache, the first step's first output rewrites
+//!   the checkpoint; the simulator found that a stale entry left on disk
+//!   mislabels records appended after it.
 //!
 //! # Fault model
 //!
