@@ -1,32 +1,24 @@
-//! Reading fetched batches on the client side: Kafka's compression codecs
-//! and the records inside a compressed batch.
+//! Reading fetched batches on the client side: the records inside a
+//! compressed batch.
 //!
 //! The protocol crate iterates the records of uncompressed batches only
-//! (the broker never decompresses). A compressed batch is read here by
-//! decompressing its records section and viewing the result as the
-//! uncompressed batch it stands for: same header, codec bits cleared,
-//! `batchLength` fixed up. The CRC of that copy is not recomputed; the
-//! original batch's CRC is checked before anything is decompressed.
+//! (the broker never decompresses on the produce or fetch path). A
+//! compressed batch is read here by decompressing its records section and
+//! viewing the result as the uncompressed batch it stands for: same header,
+//! codec bits cleared, `batchLength` fixed up. The CRC of that copy is not
+//! recomputed; the original batch's CRC is checked before anything is
+//! decompressed. The codecs themselves (gzip, snappy raw, xerial-framed or
+//! framing-format, LZ4 frames, zstd; output bounded by
+//! [`DECOMPRESSED_BYTES_MAX`]) are the storage layer's, shared with the log
+//! cleaner: [`ringtail_io::log::codec`].
 
 use std::borrow::Cow;
-use std::io::Read;
 
+use ringtail_io::log::codec as codecs;
+pub use ringtail_io::log::codec::DECOMPRESSED_BYTES_MAX;
 use ringtail_protocol::batch::{Compression, RECORD_BATCH_OVERHEAD};
 use ringtail_protocol::RecordBatch;
 use thiserror::Error;
-
-/// The most bytes one batch may decompress to. Kafka's own limit is the
-/// heap; a bound keeps a hostile or corrupt batch from exhausting memory.
-pub const DECOMPRESSED_BYTES_MAX: usize = 256 * 1024 * 1024;
-
-/// xerial snappy-java's stream header: magic, then version and minimum
-/// compatible version (i32 each), then blocks of `i32 length, raw block`.
-/// Kafka's Java producer writes snappy this way; librdkafka reads and
-/// writes it too, and some clients send plain raw snappy.
-const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
-const XERIAL_HEADER_BYTES: usize = 16;
-/// The snappy framing format's stream identifier chunk.
-const SNAPPY_FRAME_MAGIC: &[u8; 10] = b"\xff\x06\x00\x00sNaPpY";
 
 const BATCH_LENGTH_AT: usize = 8;
 const ATTRIBUTES_AT: usize = 21;
@@ -36,10 +28,10 @@ const COMPRESSION_MASK: i16 = 0x07;
 pub enum CodecError {
     #[error("unknown compression codec id {0}")]
     UnknownCodec(u8),
-    #[error("{codec:?} data is corrupt: {reason}")]
-    Corrupt { codec: Compression, reason: String },
-    #[error("{codec:?} data decompresses to more than {DECOMPRESSED_BYTES_MAX} bytes")]
+    #[error("{codec:?} batch decompresses to more than a batch can hold")]
     TooLarge { codec: Compression },
+    #[error(transparent)]
+    Codec(#[from] codecs::CodecError),
     #[error(
         "record batch at offset {base_offset} is corrupt: stored crc {stored:#010x}, computed {computed:#010x}"
     )]
@@ -50,81 +42,9 @@ pub enum CodecError {
     },
 }
 
-fn corrupt(codec: Compression, e: impl std::fmt::Display) -> CodecError {
-    CodecError::Corrupt {
-        codec,
-        reason: e.to_string(),
-    }
-}
-
-/// Reads `reader` to the end, refusing more than [`DECOMPRESSED_BYTES_MAX`].
-fn read_bounded(codec: Compression, reader: impl Read) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::new();
-    reader
-        .take(DECOMPRESSED_BYTES_MAX as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| corrupt(codec, e))?;
-    if out.len() > DECOMPRESSED_BYTES_MAX {
-        return Err(CodecError::TooLarge { codec });
-    }
-    Ok(out)
-}
-
 /// Decompresses a batch's records section.
 pub fn decompress(codec: Compression, data: &[u8]) -> Result<Vec<u8>, CodecError> {
-    match codec {
-        Compression::None => Ok(data.to_vec()),
-        Compression::Gzip => read_bounded(codec, flate2::read::MultiGzDecoder::new(data)),
-        Compression::Snappy => snappy(data),
-        Compression::Lz4 => read_bounded(codec, lz4_flex::frame::FrameDecoder::new(data)),
-        Compression::Zstd => {
-            let decoder = zstd::stream::read::Decoder::new(data).map_err(|e| corrupt(codec, e))?;
-            read_bounded(codec, decoder)
-        }
-    }
-}
-
-fn snappy(data: &[u8]) -> Result<Vec<u8>, CodecError> {
-    let codec = Compression::Snappy;
-    if data.starts_with(XERIAL_MAGIC) {
-        return snappy_xerial(data);
-    }
-    if data.starts_with(SNAPPY_FRAME_MAGIC) {
-        return read_bounded(codec, snap::read::FrameDecoder::new(data));
-    }
-    raw_snappy(data, 0)
-}
-
-fn raw_snappy(block: &[u8], produced: usize) -> Result<Vec<u8>, CodecError> {
-    let codec = Compression::Snappy;
-    let len = snap::raw::decompress_len(block).map_err(|e| corrupt(codec, e))?;
-    if produced + len > DECOMPRESSED_BYTES_MAX {
-        return Err(CodecError::TooLarge { codec });
-    }
-    snap::raw::Decoder::new()
-        .decompress_vec(block)
-        .map_err(|e| corrupt(codec, e))
-}
-
-fn snappy_xerial(data: &[u8]) -> Result<Vec<u8>, CodecError> {
-    let codec = Compression::Snappy;
-    let mut rest = data
-        .get(XERIAL_HEADER_BYTES..)
-        .ok_or_else(|| corrupt(codec, "truncated xerial header"))?;
-    let mut out = Vec::new();
-    while !rest.is_empty() {
-        let (len, tail) = rest
-            .split_first_chunk::<4>()
-            .ok_or_else(|| corrupt(codec, "truncated xerial block length"))?;
-        let len = usize::try_from(i32::from_be_bytes(*len))
-            .map_err(|_| corrupt(codec, "negative xerial block length"))?;
-        let block = tail
-            .get(..len)
-            .ok_or_else(|| corrupt(codec, "truncated xerial block"))?;
-        out.extend_from_slice(&raw_snappy(block, out.len())?);
-        rest = &tail[len..];
-    }
-    Ok(out)
+    Ok(codecs::decompress(codec as u8, data)?)
 }
 
 /// Checks a fetched batch's CRC, as a Kafka consumer does with
@@ -165,6 +85,9 @@ pub fn plain_batch<'a>(batch: &RecordBatch<'a>) -> Result<Cow<'a, [u8]>, CodecEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// xerial snappy-java's stream header magic.
+    const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
     use ringtail_protocol::batch::BatchBuilder;
     use std::io::Write;
 
