@@ -9,11 +9,12 @@
 // checks; read: the same for topics another client produced, which may
 // lack headers (kcat sends none). All print the digest of what was read.
 //
-// kafkajs' consumer needs a consumer group, which Ringtail does not have
-// yet, so reading goes through kafkajs' own cluster and broker objects:
-// Metadata to find each partition's leader, ListOffsets (admin) for the
-// end offsets, and Fetch requests from offset 0, decoded (and
-// decompressed) by kafkajs.
+// kafkajs' consumer always reads through a consumer group (that path is
+// covered by kafkajs_group.js, run by tests/groups_kafkajs.rs); here
+// reading checks exact offsets by assignment instead, so it goes through
+// kafkajs' own cluster and broker objects: Metadata to find each
+// partition's leader, ListOffsets (admin) for the end offsets, and Fetch
+// requests from offset 0, decoded (and decompressed) by kafkajs.
 //
 // Codecs: gzip is built in; snappy is kafkajs-snappy; lz4 and zstd are
 // small adapters over pure-JS lz4js and the zstd WASM build, so nothing
