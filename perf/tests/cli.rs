@@ -71,11 +71,24 @@ struct Broker {
 }
 
 impl Broker {
+    /// Starts a broker on a free port. The port is free when picked, but
+    /// another test's outgoing connection can take it before the broker
+    /// binds; the broker then exits naming the listener, and this retries
+    /// on a new port.
     fn start(name: &str) -> Broker {
+        for _ in 0..5 {
+            if let Some(broker) = Broker::try_start(name) {
+                return broker;
+            }
+        }
+        panic!("broker {name}: every port tried was taken before it could bind");
+    }
+
+    fn try_start(name: &str) -> Option<Broker> {
         let dir = std::env::temp_dir().join(format!(
             "ringtail-perf-{name}-{}-{}",
             std::process::id(),
-            Instant::now().elapsed().as_nanos()
+            STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -90,21 +103,37 @@ impl Broker {
             .args(["--override", "shard.count=1"])
             .args(["--override", "num.partitions=4"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(broker_log(&dir)).expect("broker log"))
             .spawn()
             .expect("broker starts");
-        let broker = Broker {
+        let mut broker = Broker {
             child,
             dir,
             bootstrap,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(&broker.bootstrap).is_err() {
-            assert!(Instant::now() < deadline, "broker did not listen in 30 s");
+            let log = std::fs::read_to_string(broker_log(&broker.dir)).unwrap_or_default();
+            if let Ok(Some(status)) = broker.child.try_wait() {
+                if log.contains(&format!("cannot listen on {}", broker.bootstrap)) {
+                    return None; // dropped: data removed
+                }
+                panic!("broker exited with {status} before listening:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker did not listen in 60 s:\n{log}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        broker
+        Some(broker)
     }
+}
+
+static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn broker_log(dir: &std::path::Path) -> PathBuf {
+    dir.join("broker.log")
 }
 
 impl Drop for Broker {
