@@ -55,7 +55,7 @@ use crate::rt::sync::{oneshot, Notify, OneshotSender};
 use crate::rt::{self, JoinHandle};
 use batch::{BatchError, BatchHeader};
 pub use segment::SegmentFile;
-use segment::{scan, ScanEnd, Segment, LOOKUP_CHUNK_BYTES};
+use segment::{scan, Segment, LOOKUP_CHUNK_BYTES};
 
 /// A Kafka offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -835,12 +835,8 @@ impl Log {
             let end = scan(&file, 0, size, segment::SCAN_CHUNK_BYTES, true, |_, _| true)
                 .await
                 .map_err(|e| LogError::io(&file.path, e))?;
-            if let ScanEnd::Invalid { position, error } = end {
-                return Ok(Some(LogError::Corrupt {
-                    path: file.path.clone(),
-                    position,
-                    error,
-                }));
+            if let Some(e) = end.corruption(&file.path) {
+                return Ok(Some(e));
             }
         }
         Ok(None)
@@ -1056,14 +1052,10 @@ impl Inner {
         })
         .await
         .map_err(|e| LogError::io(&file.path, e))?;
-        if let ScanEnd::Invalid { position, error } = end {
-            return Err(LogError::Corrupt {
-                path: file.path.clone(),
-                position,
-                error,
-            });
+        match end.corruption(&file.path) {
+            Some(e) => Err(e),
+            None => Ok(found),
         }
-        Ok(found)
     }
 
     /// Cuts `[first, end)` at a batch boundary within `max_bytes` (at least
@@ -1106,12 +1098,8 @@ impl Inner {
         })
         .await
         .map_err(|e| LogError::io(&file.path, e))?;
-        if let ScanEnd::Invalid { position, error } = walk {
-            return Err(LogError::Corrupt {
-                path: file.path.clone(),
-                position,
-                error,
-            });
+        if let Some(e) = walk.corruption(&file.path) {
+            return Err(e);
         }
         let (cut_pos, next) = cut_at.expect("the first batch is always taken");
         Ok((cut_pos - first, next))

@@ -244,14 +244,10 @@ pub(crate) async fn scan_indexes(
     })
     .await
     .map_err(|e| LogError::io(&file.path, e))?;
-    if let ScanEnd::Invalid { position, error } = end {
-        return Err(LogError::Corrupt {
-            path: file.path.clone(),
-            position,
-            error,
-        });
+    match end.corruption(&file.path) {
+        Some(e) => Err(e),
+        None => Ok(rebuilt),
     }
-    Ok(rebuilt)
 }
 
 /// Writes each file through a synced temp file and a rename, so a crash
@@ -280,6 +276,21 @@ pub(crate) enum ScanEnd {
     Stopped,
     /// The bytes at `position` are not a valid batch.
     Invalid { position: u64, error: BatchError },
+}
+
+impl ScanEnd {
+    /// The log's error for a walk that stopped on bytes that are not a
+    /// valid batch (naming the file and position), if it did.
+    pub(crate) fn corruption(self, path: &std::path::Path) -> Option<LogError> {
+        match self {
+            ScanEnd::Invalid { position, error } => Some(LogError::Corrupt {
+                path: path.to_path_buf(),
+                position,
+                error,
+            }),
+            ScanEnd::Complete | ScanEnd::Stopped => None,
+        }
+    }
 }
 
 /// Walks the batches of `file` in `[start, end)`, reading `chunk` bytes at a
