@@ -84,6 +84,37 @@ pub struct BrokerConfig {
     /// `log.cleaner.dedupe.buffer.size`: one pass's key map bound.
     pub log_cleaner_dedupe_buffer_size: usize,
     pub min_insync_replicas: i32,
+    /// `broker.rack`: the rack (or zone) this broker is in; replica
+    /// assignment spreads each partition's replicas across racks.
+    pub broker_rack: Option<String>,
+    /// `unclean.leader.election.enable` (default false): elect a replica
+    /// outside the ISR when no ISR member is alive, losing what it lacks.
+    pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`: the controller moves leadership back
+    /// to each partition's preferred (first) replica once it is in the ISR.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds` in ms.
+    pub leader_imbalance_check_interval_ms: u64,
+    /// `controlled.shutdown.enable`: on SIGTERM, move leadership away first.
+    pub controlled_shutdown_enable: bool,
+    /// `controlled.shutdown.max.wait.ms`: how long a clean stop waits for
+    /// the controller to move leadership away.
+    pub controlled_shutdown_max_wait_ms: u64,
+    /// `replica.lag.time.max.ms`: a follower that has not caught up for
+    /// this long leaves the ISR.
+    pub replica_lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`: a follower's Fetch `max_wait_ms`.
+    pub replica_fetch_wait_max_ms: i32,
+    /// `replica.fetch.max.bytes`: bytes per partition in a follower's Fetch.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: bytes per follower Fetch.
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.socket.timeout.ms`: a follower resends an unanswered request.
+    pub replica_socket_timeout_ms: i64,
+    /// `replica.fetch.backoff.ms`: a follower's pause after an error.
+    pub replica_fetch_backoff_ms: i64,
+    /// `replica.high.watermark.checkpoint.interval.ms`.
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
     pub auto_create_topics_enable: bool,
     pub message_max_bytes: usize,
     pub socket_request_max_bytes: usize,
@@ -212,6 +243,19 @@ impl Default for BrokerConfig {
             log_cleaner_min_cleanable_ratio: 0.5,
             log_cleaner_dedupe_buffer_size: 128 << 20,
             min_insync_replicas: 1,
+            broker_rack: None,
+            unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_ms: 300_000,
+            controlled_shutdown_enable: true,
+            controlled_shutdown_max_wait_ms: 30_000,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_response_max_bytes: 10_485_760,
+            replica_socket_timeout_ms: 30_000,
+            replica_fetch_backoff_ms: 1_000,
+            replica_high_watermark_checkpoint_interval_ms: 5_000,
             auto_create_topics_enable: true,
             message_max_bytes: 1_048_588,
             socket_request_max_bytes: 104_857_600,
@@ -472,6 +516,31 @@ impl BrokerConfig {
                     c.log_cleaner_dedupe_buffer_size = at_least(k, v, 1 << 20)?
                 }
                 "min.insync.replicas" => c.min_insync_replicas = at_least(k, v, 1)?,
+                "broker.rack" => {
+                    c.broker_rack = (!v.trim().is_empty()).then(|| v.trim().to_string())
+                }
+                "unclean.leader.election.enable" => {
+                    c.unclean_leader_election_enable = boolean(k, v)?
+                }
+                "auto.leader.rebalance.enable" => c.auto_leader_rebalance_enable = boolean(k, v)?,
+                "leader.imbalance.check.interval.seconds" => {
+                    c.leader_imbalance_check_interval_ms = at_least::<u64>(k, v, 1)? * 1000
+                }
+                "controlled.shutdown.enable" => c.controlled_shutdown_enable = boolean(k, v)?,
+                "controlled.shutdown.max.wait.ms" => {
+                    c.controlled_shutdown_max_wait_ms = at_least(k, v, 0)?
+                }
+                "replica.lag.time.max.ms" => c.replica_lag_time_max_ms = at_least(k, v, 1)?,
+                "replica.fetch.wait.max.ms" => c.replica_fetch_wait_max_ms = at_least(k, v, 0)?,
+                "replica.fetch.max.bytes" => c.replica_fetch_max_bytes = at_least(k, v, 1)?,
+                "replica.fetch.response.max.bytes" => {
+                    c.replica_fetch_response_max_bytes = at_least(k, v, 1)?
+                }
+                "replica.socket.timeout.ms" => c.replica_socket_timeout_ms = at_least(k, v, 1)?,
+                "replica.fetch.backoff.ms" => c.replica_fetch_backoff_ms = at_least(k, v, 0)?,
+                "replica.high.watermark.checkpoint.interval.ms" => {
+                    c.replica_high_watermark_checkpoint_interval_ms = at_least(k, v, 1)?
+                }
                 "auto.create.topics.enable" => c.auto_create_topics_enable = boolean(k, v)?,
                 "delete.topic.enable" => c.delete_topic_enable = boolean(k, v)?,
                 "message.max.bytes" => c.message_max_bytes = at_least(k, v, 0)?,
