@@ -13,6 +13,7 @@ apt_needs=(
   "python3:python3"
   "kcat:kcat"          # tests/clients/kcat.sh (librdkafka 2.0 from Debian)
   "promtool:prometheus" # tests/metrics.rs: promtool and a real Prometheus server
+  "ip:iproute2"        # tests/cluster.rs cuts brokers off in network namespaces (as root)
 )
 missing=()
 for pair in "${apt_needs[@]}"; do
