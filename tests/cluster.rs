@@ -6,8 +6,9 @@
 //!
 //! - formation: Metadata lists the three brokers; an RF 3 topic with
 //!   `min.insync.replicas=2` has its replicas on all three, leaders
-//!   spread, every replica in the ISR, as `topics --describe` and the
-//!   client's Metadata both say;
+//!   spread, every replica in the ISR, as `topics --describe`, the
+//!   client's Metadata from every broker and the leaders' `/metrics`
+//!   (in-sync replicas, under-replicated partitions) all say;
 //! - failover under load: an idempotent `acks=all` producer (keyed and
 //!   unkeyed) runs while the leader of partition 0 is killed with SIGKILL
 //!   and restarted and a follower is stopped with SIGTERM and restarted;
@@ -20,7 +21,8 @@
 //!   rejoins as a follower and the replicas converge byte for byte;
 //! - `min.insync.replicas`: with two of three brokers stopped, `acks=all`
 //!   is refused with NOT_ENOUGH_REPLICAS (and nothing of it stored) while
-//!   `acks=1` succeeds; with the brokers back `acks=all` works again.
+//!   `acks=1` succeeds, and the leader's metrics count the partition
+//!   under-replicated; with the brokers back `acks=all` works again.
 //!
 //! `soak_kill_and_cut_cycles` (ignored; `perf/cluster-soak.sh` runs it)
 //! repeats kills and cuts for many cycles and prints one summary line.
@@ -35,8 +37,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use cluster_harness::{
-    check_delivery, compare_replicas, now_ms, require_confluent_kafka, serial, verify_logs,
-    Cluster, PartitionState, ProducerProc, ProducerReport, ReadBack,
+    check_delivery, compare_replicas, metric, now_ms, require_confluent_kafka, scrape, serial,
+    verify_logs, wait_for, Cluster, PartitionState, ProducerProc, ProducerReport, ReadBack,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -47,6 +49,19 @@ fn leader_of(parts: &[PartitionState], partition: i32) -> i32 {
         .find(|p| p.partition == partition)
         .and_then(|p| p.leader)
         .unwrap_or_else(|| panic!("partition {partition} has no leader: {parts:?}"))
+}
+
+/// Waits until broker `id`'s `/metrics` has `name{labels}` = `want`.
+fn wait_metric(c: &mut Cluster, id: i32, name: &str, labels: &[(&str, &str)], want: f64) {
+    let what = format!("[{}] broker {id}: {name}{labels:?} = {want}", c.name);
+    let node = c.node(id);
+    wait_for(Duration::from_secs(10), &what, || {
+        let text = scrape(node)?;
+        match metric(&text, name, labels) {
+            Some(v) if v == want => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
 }
 
 fn sorted(v: &[i32]) -> Vec<i32> {
@@ -221,6 +236,25 @@ fn formation_metadata_lists_three_brokers_and_rf3_partitions() {
                 c.nodes[n].id, p.partition
             );
         }
+    }
+
+    // The replication metrics agree: each leader counts 3 in-sync
+    // replicas of 3, no broker has an under-replicated partition.
+    for p in &parts {
+        let partition = p.partition.to_string();
+        let labels = [("topic", "t"), ("partition", partition.as_str())];
+        let leader = p.leader.expect("leader");
+        wait_metric(&mut c, leader, "ringtail_partition_replicas", &labels, 3.0);
+        wait_metric(
+            &mut c,
+            leader,
+            "ringtail_partition_in_sync_replicas",
+            &labels,
+            3.0,
+        );
+    }
+    for id in c.ids() {
+        wait_metric(&mut c, id, "ringtail_partitions_under_replicated", &[], 0.0);
     }
     c.stop_all();
 }
@@ -402,6 +436,22 @@ fn acks_all_refused_below_min_insync_replicas() {
         "acks=all with ISR [{leader}] < min.insync.replicas=2"
     );
     assert_eq!(produce(&mut c, "1"), ok3, "acks=1 with one broker left");
+    // The leader says so in its metrics: 1 in-sync replica of 3.
+    let labels = [("topic", T), ("partition", "0")];
+    wait_metric(
+        &mut c,
+        leader,
+        "ringtail_partition_in_sync_replicas",
+        &labels,
+        1.0,
+    );
+    wait_metric(
+        &mut c,
+        leader,
+        "ringtail_partitions_under_replicated",
+        &[],
+        1.0,
+    );
     // The refused records were not appended: 3 + 3 records, the
     // acks=all ones before the stops and the acks=1 ones.
     let bootstrap = c.live_bootstrap();

@@ -1436,3 +1436,50 @@ pub fn verify_logs(cluster: &Cluster, topic: &str, partitions: i32) -> Vec<Strin
     }
     problems
 }
+
+/// A Prometheus text scrape of one broker's `/metrics`.
+pub fn scrape(node: &Node) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let addr: SocketAddr = node.metrics_addr().parse().map_err(|e| format!("{e}"))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("metrics of broker {} at {addr}: {e}", node.id))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header end")?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(format!("GET /metrics: {head}"));
+    }
+    Ok(body.to_string())
+}
+
+/// The value of the sample `name{labels...}` (the given labels must
+/// match; others may be there) in a scrape.
+pub fn metric(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    for line in scrape.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric_name, label_text) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.strip_suffix('}').unwrap_or(rest)),
+            None => (series, ""),
+        };
+        if metric_name != name {
+            continue;
+        }
+        let have: BTreeMap<&str, &str> = label_text
+            .split(',')
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.trim(), v.trim().trim_matches('"')))
+            })
+            .collect();
+        if labels.iter().all(|(k, v)| have.get(k) == Some(v)) {
+            return value.parse().ok();
+        }
+    }
+    None
+}
