@@ -5,6 +5,7 @@
 //! reach it with jobs through the mesh. On a single replica the high
 //! watermark is the written log end (the ISR is the leader alone).
 
+pub mod checkpoint;
 pub mod producers;
 pub mod snapshot;
 

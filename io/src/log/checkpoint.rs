@@ -84,6 +84,12 @@ pub(crate) fn read_recovery_point(dir: &Path) -> Result<Option<i64>, LogError> {
     read(dir, RECOVERY_POINT)
 }
 
+/// Lowers the cleaner checkpoint after a truncation (the swap writes it
+/// through [`super::segment::write_index_files`] otherwise).
+pub(crate) fn write_cleaner_offset(dir: &Path, offset: i64) -> Result<(), LogError> {
+    write_atomic(dir, CLEANER_OFFSET, offset)
+}
+
 pub(crate) fn read_cleaner_offset(dir: &Path) -> Result<Option<i64>, LogError> {
     read(dir, CLEANER_OFFSET)
 }

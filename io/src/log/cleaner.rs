@@ -212,6 +212,7 @@ impl Log {
         let mut s = self.inner.state.borrow_mut();
         s.cleaner.cleaning = false;
         s.cleaner.swapping = false;
+        s.truncated_while_cleaning = false;
         result
     }
 
@@ -229,11 +230,13 @@ impl Log {
         };
         let intact = {
             let s = self.inner.state.borrow();
-            output.cleaned.iter().all(|c| {
-                c.replaced
-                    .iter()
-                    .all(|(base, size)| s.segments.get(base).is_some_and(|seg| seg.size == *size))
-            })
+            // A truncation during the pass may have removed what it read.
+            !s.truncated_while_cleaning
+                && output.cleaned.iter().all(|c| {
+                    c.replaced.iter().all(|(base, size)| {
+                        s.segments.get(base).is_some_and(|seg| seg.size == *size)
+                    })
+                })
         };
         if !intact {
             remove_all_cleaned(&dir);

@@ -76,6 +76,20 @@ impl OffsetIndex {
         }
     }
 
+    /// Drops the entries of batches starting at or after `position` (a log
+    /// truncation cut there).
+    pub fn truncate_to_position(&mut self, position: u64) {
+        let keep = self
+            .entries
+            .partition_point(|e| u64::from(e.position) < position);
+        self.entries.truncate(keep);
+    }
+
+    /// The position of the last entry, if any.
+    pub fn last_position(&self) -> Option<u32> {
+        self.entries.last().map(|e| e.position)
+    }
+
     /// The largest batch boundary at or below `position`, for cutting reads
     /// at whole batches.
     pub fn floor_position(&self, position: u32) -> Option<u32> {
@@ -148,6 +162,16 @@ impl TimeIndex {
                 relative_offset,
             }),
         }
+    }
+
+    /// Drops the entries at relative offsets at or after `relative_offset`
+    /// (a log truncation removed those batches). The last entry left is
+    /// the largest timestamp of the batches kept.
+    pub fn truncate_to_offset(&mut self, relative_offset: u64) {
+        let keep = self
+            .entries
+            .partition_point(|e| u64::from(e.relative_offset) < relative_offset);
+        self.entries.truncate(keep);
     }
 
     pub fn last(&self) -> Option<TimeEntry> {
@@ -246,5 +270,22 @@ mod tests {
         assert_eq!(index.lookup(200), 0);
         assert_eq!(index.lookup(201), 10);
         assert_eq!(TimeIndex::decode(&index.encode()).expect("decode"), index);
+        index.truncate_to_offset(10);
+        assert_eq!(index.last().map(|e| e.timestamp), Some(100));
+        index.truncate_to_offset(0);
+        assert_eq!(index.last(), None);
+    }
+
+    #[test]
+    fn offset_index_truncation_drops_entries_at_and_after_the_cut() {
+        let mut index = OffsetIndex::default();
+        index.push(9, 4096);
+        index.push(19, 8192);
+        index.truncate_to_position(8192);
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.last_position(), Some(4096));
+        assert_eq!(index.lookup(25), 4096);
+        index.truncate_to_position(4096);
+        assert!(index.is_empty());
     }
 }

@@ -32,6 +32,7 @@
 mod checkpoint;
 mod cleaner;
 mod recovery;
+mod truncate;
 
 pub mod batch;
 pub mod codec;
@@ -56,6 +57,7 @@ use crate::rt::{self, JoinHandle};
 use batch::{BatchError, BatchHeader};
 pub use segment::SegmentFile;
 use segment::{scan, Segment, LOOKUP_CHUNK_BYTES};
+pub use truncate::TruncateOutcome;
 
 /// A Kafka offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -148,6 +150,13 @@ pub enum LogError {
     },
     #[error("log is closed")]
     Closed,
+    /// An append or a second truncation arrived while [`Log::truncate_to`]
+    /// ran; try again once it returns.
+    #[error("log {dir} is being truncated")]
+    Truncating { dir: PathBuf },
+    /// A durability wait for an offset that [`Log::truncate_to`] removed.
+    #[error("offset {offset} was removed by a truncation of the log to {end}")]
+    Truncated { offset: i64, end: i64 },
 }
 
 impl LogError {
@@ -288,6 +297,14 @@ struct State {
     stats: LogStats,
     /// Compaction: see [`cleaner`].
     cleaner: cleaner::CleanerState,
+    /// [`Log::truncate_to`] is running: appends are refused, the flusher
+    /// and retention hold off.
+    truncating: bool,
+    /// A truncation ran while a compaction pass was planned or running: its
+    /// output may describe removed records, so its swap is discarded.
+    truncated_while_cleaning: bool,
+    /// A group commit (`flush_to`) is in flight.
+    flushing: bool,
 }
 
 struct Inner {
@@ -384,6 +401,9 @@ impl Log {
                 ..LogStats::default()
             },
             cleaner: cleaner::CleanerState::open(&dir)?,
+            truncating: false,
+            truncated_while_cleaning: false,
+            flushing: false,
         };
         let inner = Rc::new(Inner {
             dir,
@@ -482,6 +502,11 @@ impl Log {
             return Err(LogError::Failed {
                 dir: self.inner.dir.to_path_buf(),
                 reason: reason.clone(),
+            });
+        }
+        if s.truncating {
+            return Err(LogError::Truncating {
+                dir: self.inner.dir.to_path_buf(),
             });
         }
         let header = match leader_epoch {
@@ -779,9 +804,10 @@ impl Log {
     ) -> Result<RetentionOutcome, LogError> {
         let mut outcome = RetentionOutcome::default();
         let mut s = self.inner.state.borrow_mut();
-        if s.cleaner.swapping {
-            // A compaction swap is replacing sealed segments; the next
-            // retention pass deletes what is due.
+        if s.cleaner.swapping || s.truncating {
+            // A compaction swap is replacing sealed segments, or a
+            // truncation is cutting the log; the next retention pass
+            // deletes what is due.
             return Ok(outcome);
         }
         loop {
@@ -813,7 +839,7 @@ impl Log {
                 .segments
                 .last_key_value()
                 .expect("a log has an active segment");
-            s.queue.is_empty() && self.inner.roll_due_by_time(active)
+            s.queue.is_empty() && !s.truncating && self.inner.roll_due_by_time(active)
         };
         if due {
             let base = self.inner.state.borrow().written;
@@ -876,6 +902,9 @@ impl Log {
                 dir: inner.dir.to_path_buf(),
                 reason,
             });
+        }
+        while inner.state.borrow().truncating {
+            rt::time::sleep(truncate::BUSY_POLL).await;
         }
         inner.sync_all().await?;
         let durable = inner.state.borrow().durable;
@@ -1116,6 +1145,13 @@ impl Inner {
     /// entries changed; then advance `durable` to `target`, the `written`
     /// offset sampled before the syncs started.
     async fn flush_to(&self, target: i64) -> Result<(), LogError> {
+        self.state.borrow_mut().flushing = true;
+        let result = self.flush_to_inner(target).await;
+        self.state.borrow_mut().flushing = false;
+        result
+    }
+
+    async fn flush_to_inner(&self, target: i64) -> Result<(), LogError> {
         let (files, dir_dirty) = {
             let mut s = self.state.borrow_mut();
             let files: Vec<(i64, u64, Arc<SegmentFile>)> = s
@@ -1351,10 +1387,10 @@ async fn flusher_loop(inner: Rc<Inner>) {
         loop {
             let (target, wanted) = {
                 let s = inner.state.borrow();
-                let wanted = s
-                    .durable_waiters
-                    .iter()
-                    .any(|(o, _)| *o <= s.written && *o > s.durable);
+                let wanted = !s.truncating
+                    && s.durable_waiters
+                        .iter()
+                        .any(|(o, _)| *o <= s.written && *o > s.durable);
                 (s.written, wanted)
             };
             if !wanted {

@@ -159,7 +159,9 @@ pub fn log_error_code(e: &LogError) -> ErrorCode {
             ErrorCode::KafkaStorageError
         }
         LogError::Config(_) => ErrorCode::InvalidConfig,
-        LogError::Closed => ErrorCode::NotLeaderOrFollower,
+        LogError::Closed | LogError::Truncating { .. } | LogError::Truncated { .. } => {
+            ErrorCode::NotLeaderOrFollower
+        }
     }
 }
 
