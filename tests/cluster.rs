@@ -17,7 +17,10 @@
 //!   identical bytes below the high watermark;
 //! - cut-off leader (network namespaces, root only; skipped with a message
 //!   otherwise): the leader of partition 0 is cut off, another replica
-//!   takes over and `acks=all` writes go on; healed, the old leader
+//!   takes over and `acks=all` writes go on, while a client inside the
+//!   cut-off broker's namespace finds that it never acknowledges
+//!   `acks=all` (its followers are out of reach) and whatever it took
+//!   with `acks=1` is gone after it rejoins; healed, the old leader
 //!   rejoins as a follower and the replicas converge byte for byte;
 //! - `min.insync.replicas`: with two of three brokers stopped, `acks=all`
 //!   is refused with NOT_ENOUGH_REPLICAS (and nothing of it stored) while
@@ -37,8 +40,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use cluster_harness::{
-    check_delivery, compare_replicas, metric, now_ms, require_confluent_kafka, scrape, serial,
-    verify_logs, wait_for, Cluster, PartitionState, ProducerProc, ProducerReport, ReadBack,
+    check_delivery, compare_replicas, metric, now_ms, require_confluent_kafka, run, scrape, serial,
+    verify_logs, wait_for, Cluster, Out, PartitionState, ProducerProc, ProducerReport, ReadBack,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -68,6 +71,24 @@ fn sorted(v: &[i32]) -> Vec<i32> {
     let mut v = v.to_vec();
     v.sort();
     v
+}
+
+/// `produce-once`'s results in message order: "OK" or the error name.
+fn once_results(out: &Out) -> Vec<String> {
+    let mut results: Vec<(usize, String)> = out
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            match f.as_slice() {
+                ["RESULT", i, "OK", _] => Some((i.parse().ok()?, "OK".to_string())),
+                ["RESULT", i, "ERR", e] => Some((i.parse().ok()?, e.to_string())),
+                _ => None,
+            }
+        })
+        .collect();
+    results.sort();
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The first acknowledgement on `partition` delivered after `since_ms`,
@@ -345,6 +366,26 @@ fn cut_off_leader_is_replaced_and_rejoins_as_follower() {
     let before = producer.acked(Some(0));
     let cut_at = now_ms();
     c.cut(leader);
+    // A client inside the cut-off broker's namespace still reaches it
+    // (and only it). acks=1 writes it may take, as a leader that does
+    // not know yet it was replaced: nobody else gets them, so they must
+    // be gone once it rejoins. acks=all writes it must never
+    // acknowledge: its followers are out of reach (Jepsen 2013).
+    let own = c.node(leader).bootstrap();
+    let mut acks1 = c.client_command(
+        Some(leader),
+        &["produce-once", &own, T, "0", "1", "5", "3000"],
+    );
+    let mut acks_all = c.client_command(
+        Some(leader),
+        &["produce-once", &own, T, "0", "all", "3", "5000"],
+    );
+    let scratch = c.root.clone();
+    let isolated = std::thread::spawn(move || {
+        let a = run(&mut acks1, Duration::from_secs(30), &scratch);
+        let b = run(&mut acks_all, Duration::from_secs(30), &scratch);
+        (a, b)
+    });
     // The others see its session expire; the controller elects another
     // ISR member and takes the cut broker out of the ISR, so acks=all
     // (min.insync.replicas=2 of the two left) goes on.
@@ -362,9 +403,17 @@ fn cut_off_leader_is_replaced_and_rejoins_as_follower() {
         after[0].isr,
         first_ack_after(&report, 0, cut_at)
     );
-    // Writes go on for a while; the cut broker may have appended records
-    // nobody else has (unacknowledged), which it must drop on rejoining.
-    std::thread::sleep(Duration::from_secs(2));
+    let (acks1, acks_all) = isolated.join().expect("isolated client");
+    assert!(
+        acks1.ok && acks_all.ok,
+        "isolated clients: {acks1}\n{acks_all}"
+    );
+    let (r1, r_all) = (once_results(&acks1), once_results(&acks_all));
+    eprintln!("[cut] through the cut-off broker {leader}: acks=1 {r1:?}, acks=all {r_all:?}");
+    assert!(
+        r_all.len() == 3 && !r_all.iter().any(|r| r == "OK"),
+        "the cut-off broker {leader} acknowledged acks=all writes its followers cannot have: {r_all:?}"
+    );
     c.heal(leader);
     let healed_at = Instant::now();
     c.wait_fully_replicated(T, WAIT);
@@ -392,20 +441,7 @@ fn acks_all_refused_below_min_insync_replicas() {
         let bootstrap = c.live_bootstrap();
         let out = c.client(&["produce-once", &bootstrap, T, "0", acks, "3"], WAIT);
         assert!(out.ok, "produce-once acks={acks}: {out}");
-        let mut results: Vec<(usize, String)> = out
-            .stdout
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split(' ').collect();
-                match f.as_slice() {
-                    ["RESULT", i, "OK", _] => Some((i.parse().ok()?, "OK".to_string())),
-                    ["RESULT", i, "ERR", e] => Some((i.parse().ok()?, e.to_string())),
-                    _ => None,
-                }
-            })
-            .collect();
-        results.sort();
-        results.into_iter().map(|(_, r)| r).collect()
+        once_results(&out)
     };
     let ok3 = vec!["OK".to_string(); 3];
     assert_eq!(produce(&mut c, "all"), ok3, "acks=all with 3 in the ISR");

@@ -21,10 +21,11 @@ Usage:
       end offset ListOffsets answers) with assign(); prints
       "END <p> <low> <high>" per partition and "READ <p> <offset> <value>"
       per record (value as text, "-" for null).
-  cluster_client.py produce-once BOOTSTRAP TOPIC PARTITION ACKS COUNT
-      A plain producer (no idempotence, retries=0) sends COUNT messages to
-      PARTITION with acks=ACKS (0, 1, all) and prints
-      "RESULT <i> OK <offset>" or "RESULT <i> ERR <error name>".
+  cluster_client.py produce-once BOOTSTRAP TOPIC PARTITION ACKS COUNT [TIMEOUT_MS]
+      A plain producer (no idempotence, retries=0) sends COUNT messages
+      "once-<ACKS>-<i>" to PARTITION with acks=ACKS (0, 1, all), each
+      given up after TIMEOUT_MS (message.timeout.ms, default 15000), and
+      prints "RESULT <i> OK <offset>" or "RESULT <i> ERR <error name>".
 
 Exits non-zero (with "FAIL: ..." on stderr) only when something could not
 be done at all.
@@ -174,15 +175,15 @@ def read(bootstrap, topic):
     consumer.close()
 
 
-def produce_once(bootstrap, topic, partition, acks, count):
+def produce_once(bootstrap, topic, partition, acks, count, timeout_ms):
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
             "acks": acks,
             "enable.idempotence": False,
             "retries": 0,
-            "message.timeout.ms": 15000,
-            "request.timeout.ms": 10000,
+            "message.timeout.ms": timeout_ms,
+            "request.timeout.ms": min(timeout_ms, 10000),
             **CLIENT_CONFIG,
         }
     )
@@ -199,8 +200,8 @@ def produce_once(bootstrap, topic, partition, acks, count):
     for i in range(count):
         producer.produce(topic, value=f"once-{acks}-{i}".encode(), partition=partition, on_delivery=report(i))
         producer.poll(0)
-    if producer.flush(30):
-        fail("messages neither delivered nor failed within 30 s")
+    if producer.flush(timeout_ms / 1000 + 15):
+        fail(f"messages neither delivered nor failed within {timeout_ms} ms")
 
 
 def main():
@@ -212,8 +213,9 @@ def main():
         produce(args[1], args[2], args[3], rate)
     elif len(args) == 3 and args[0] == "read":
         read(args[1], args[2])
-    elif len(args) == 6 and args[0] == "produce-once":
-        produce_once(args[1], args[2], int(args[3]), args[4], int(args[5]))
+    elif len(args) in (6, 7) and args[0] == "produce-once":
+        timeout_ms = int(args[6]) if len(args) == 7 else 15000
+        produce_once(args[1], args[2], int(args[3]), args[4], int(args[5]), timeout_ms)
     else:
         fail(__doc__)
 

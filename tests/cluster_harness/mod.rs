@@ -942,10 +942,27 @@ impl Cluster {
 
     /// Runs tests/clients/cluster_client.py with `args` to its end.
     pub fn client(&self, args: &[&str], timeout: Duration) -> Out {
-        let mut c = Command::new(python());
-        c.arg(repo().join("tests/clients/cluster_client.py"))
-            .args(args);
+        let mut c = self.client_command(None, args);
         run(&mut c, timeout, &self.root)
+    }
+
+    /// The command running tests/clients/cluster_client.py with `args`,
+    /// in broker `inside`'s network namespace if given (there it reaches
+    /// that broker even while it is cut off, and nothing else).
+    pub fn client_command(&self, inside: Option<i32>, args: &[&str]) -> Command {
+        let script = repo().join("tests/clients/cluster_client.py");
+        let mut c = match inside {
+            Some(id) => {
+                let node = self.nodes.iter().find(|n| n.id == id).expect("node");
+                let ns = node.netns.as_deref().expect("a namespaced cluster");
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(python());
+                c
+            }
+            None => Command::new(python()),
+        };
+        c.arg(script).args(args);
+        c
     }
 
     /// Starts the idempotent `acks=all` producer on `topic`, bootstrapped
