@@ -552,3 +552,43 @@ fn a_compaction_pass_planned_before_a_truncation_is_not_swapped_in() {
         log.close().await.expect("close");
     });
 }
+
+#[test]
+fn durability_waits_past_the_cut_fail_and_those_below_it_succeed() {
+    let dir = TempDir::new("trunc-waiters");
+    block_on(async {
+        let log = Log::open(&dir.0, config()).await.expect("open");
+        fill(&log, 10).await;
+        let end = log.offsets().log_end.0;
+        let queued: Vec<_> = (0..20)
+            .map(|i| log.append(batch(200 + i, 1, 0), 3))
+            .collect();
+        let target = Offset(end + 8);
+        // The truncation's first step (refusing appends, holding the
+        // flusher off) runs before any queued write completes, so neither
+        // wait below is answered by a group commit first.
+        let truncation = {
+            let log = log.clone();
+            rt::spawn(async move { log.truncate_to(target).await })
+        };
+        let wait = |offset: i64| {
+            let log = log.clone();
+            rt::spawn(async move { log.wait_durable(Offset(offset)).await })
+        };
+        let past = wait(end + 20);
+        let below = wait(end + 5);
+        assert_eq!(truncation.await.expect("truncate").log_end, target);
+        match past.await {
+            Err(LogError::Truncated { offset, end: cut }) => {
+                assert_eq!((offset, cut), (end + 20, target.0));
+            }
+            other => panic!("expected Truncated, got {other:?}"),
+        }
+        below.await.expect("durable below the cut");
+        for q in queued {
+            q.await.expect("written before the cut");
+        }
+        assert_eq!(log.offsets().durable, target);
+        log.close().await.expect("close");
+    });
+}
