@@ -18,6 +18,9 @@
 //! - [`broker`]: start-up, signals and clean shutdown.
 //! - [`coordinator`]: the embedded ZAB peer's driver (WAL, peer links,
 //!   the tools' port), the broker's registration, the coordinator shell.
+//! - [`controller`]: the cluster view, replica assignment and the
+//!   controller's decisions (leader election, ISR, controlled shutdown),
+//!   driven on the coordinator thread.
 //! - [`metrics`]: Prometheus `/metrics` (per-shard counters merged at
 //!   scrape time, on the endpoint's own thread).
 //! - [`admin`]: the CLI's client side (topics, console producer and
@@ -26,6 +29,7 @@
 pub mod admin;
 pub mod broker;
 pub mod config;
+pub mod controller;
 pub mod coordinator;
 pub mod group;
 pub mod metadata;

@@ -176,14 +176,23 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), MetaError> {
 
 /// The durable home of the topic table (the coordinator's tree).
 pub trait TopicStore: Send + Sync {
-    /// The topics assigned to this broker; an error when the store cannot
-    /// answer (no quorum, say).
+    /// Every topic in the cluster (not only those with a replica on this
+    /// broker: Metadata answers list them all); an error when the store
+    /// cannot answer (no quorum, say).
     fn load(&self) -> Result<BTreeMap<String, Arc<TopicMeta>>, MetaError>;
     /// Makes one topic's change durable: `before` / `after` are its old and
-    /// new entries (`None`: absent). `TopicExists` when another broker holds
+    /// new entries (`None`: absent). A new topic or new partitions get
+    /// replicas assigned over the live brokers (`InvalidReplicationFactor`
+    /// when `replication_factor` exceeds their count); existing
+    /// partitions keep theirs. `TopicExists` when another broker holds
     /// the name.
     fn write(&self, before: Option<&TopicMeta>, after: Option<&TopicMeta>)
         -> Result<(), MetaError>;
+    /// Adds a topic from this broker's pre-tree local table: its logs are
+    /// here, so this broker is its only replica.
+    fn migrate(&self, topic: &TopicMeta) -> Result<(), MetaError> {
+        self.write(None, Some(topic))
+    }
 }
 
 pub struct Metadata {
@@ -244,7 +253,7 @@ impl Metadata {
                         if topics.contains_key(name) {
                             continue;
                         }
-                        match store.write(None, Some(t)) {
+                        match store.migrate(t) {
                             Ok(()) => {
                                 migrated += 1;
                                 topics.insert(name.clone(), t.clone());
@@ -356,7 +365,10 @@ impl Metadata {
                 "{partitions} partitions is more than the {PARTITIONS_PER_TOPIC_MAX} a topic may have"
             )));
         }
-        if replication_factor != 1 {
+        // With a store (the coordinator's tree) the store assigns replicas
+        // over the live brokers and refuses a factor above their count;
+        // without one (unit tests) this broker is the only replica.
+        if replication_factor < 1 || (self.store.is_none() && replication_factor != 1) {
             return Err(MetaError::InvalidReplicationFactor {
                 requested: replication_factor,
                 available: 1,

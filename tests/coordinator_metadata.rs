@@ -300,6 +300,57 @@ fn topic_json(id: &str, partitions: u32, broker: u32) -> String {
     )
 }
 
+/// `/brokers/topics/T`'s JSON for a given assignment.
+fn assigned_json(id: &str, assignment: &[Vec<u32>]) -> String {
+    let parts: Vec<String> = assignment
+        .iter()
+        .enumerate()
+        .map(|(p, r)| {
+            let r: Vec<String> = r.iter().map(u32::to_string).collect();
+            format!("\"{p}\":[{}]", r.join(","))
+        })
+        .collect();
+    format!(
+        "{{\"version\":3,\"topic_id\":\"{id}\",\"partitions\":{{{}}},\"adding_replicas\":{{}},\"removing_replicas\":{{}}}}",
+        parts.join(",")
+    )
+}
+
+/// Each partition's replicas in `/brokers/topics/T`'s JSON (partitions
+/// in order: the writer emits them so).
+fn replicas_of(json: &str) -> Vec<Vec<u32>> {
+    let body = json
+        .split_once("\"partitions\":{")
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(parts, _)| parts)
+        .unwrap_or_else(|| panic!("no partitions in {json}"));
+    body.split("],")
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (_, list) = p.split_once(":[").unwrap_or_else(|| panic!("{json}"));
+            list.trim_end_matches(']')
+                .split(',')
+                .filter(|b| !b.is_empty())
+                .map(|b| b.parse().unwrap_or_else(|_| panic!("{json}")))
+                .collect()
+        })
+        .collect()
+}
+
+/// A partition state's field, e.g. `"leader"` or `"isr"` (raw JSON text).
+fn state_field(state: &str, name: &str) -> String {
+    let key = format!("\"{name}\":");
+    let rest = state
+        .split_once(&key)
+        .map(|(_, r)| r)
+        .unwrap_or_else(|| panic!("no {name} in {state}"));
+    if rest.starts_with('[') {
+        rest[..=rest.find(']').expect("]")].to_string()
+    } else {
+        rest.split([',', '}']).next().unwrap_or("").to_string()
+    }
+}
+
 fn stat_field(stat: &str, name: &str) -> String {
     stat.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} = ")))
@@ -509,16 +560,29 @@ fn a_topic_created_through_one_broker_is_in_every_peers_tree() {
         &["--create", "--topic", "shared", "--partitions", "2"],
     );
     let id = described_id(&brokers[1], "shared");
-    let expected = topic_json(&id, 2, 1);
+    // Replication factor 1: each partition on one of the three brokers.
+    let expected = eventually("the topic", || {
+        get(&brokers[1].server(), "/brokers/topics/shared")
+    });
+    let assignment = replicas_of(&expected);
+    assert_eq!(assignment.len(), 2, "{expected}");
+    assert!(
+        assignment.iter().all(|r| r.len() == 1 && r[0] <= 2),
+        "{expected}"
+    );
+    assert_eq!(expected, assigned_json(&id, &assignment));
     for b in &brokers {
         let server = b.server();
         let got = eventually("the topic on every peer", || {
             get(&server, "/brokers/topics/shared").filter(|g| *g == expected)
         });
         assert_eq!(got, expected);
+        let leader = assignment[1][0];
         eventually("the partition state on every peer", || {
-            get(&server, "/brokers/topics/shared/partitions/1/state")
-                .filter(|s| s.contains("\"leader\":1,") && s.ends_with("\"isr\":[1]}"))
+            get(&server, "/brokers/topics/shared/partitions/1/state").filter(|s| {
+                s.contains(&format!("\"leader\":{leader},"))
+                    && s.ends_with(&format!("\"isr\":[{leader}]}}"))
+            })
         });
     }
     // The name is the cluster's: broker 2 cannot create it too.
@@ -550,5 +614,100 @@ fn a_topic_created_through_one_broker_is_in_every_peers_tree() {
         eventually("the topic gone from every peer", || {
             (ls(&server, "/brokers/topics").as_deref() == Some("[]")).then_some(())
         });
+    }
+}
+
+/// Three brokers, a topic with `--replication-factor 3`: every partition
+/// has its replicas on the three brokers, leaders spread one per broker,
+/// each state names the first replica leader with all three in the ISR at
+/// leader epoch 0; a factor above the live brokers is refused with
+/// INVALID_REPLICATION_FACTOR; every broker lists the topic.
+#[test]
+fn a_replicated_topic_is_assigned_over_the_three_brokers() {
+    let ports = free_ports(9);
+    let voters = (0..3)
+        .map(|i| format!("{i}@127.0.0.1:{}", ports[i]))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut brokers: Vec<Broker> = (0..3usize)
+        .map(|i| Broker::new("rf3", i as u32, voters.clone(), ports[3 + i], ports[6 + i]))
+        .collect();
+    for b in &mut brokers {
+        b.start();
+    }
+    for b in &mut brokers {
+        b.wait_ready();
+    }
+    // All three registered before the topic is made (the assignment is
+    // over the live brokers).
+    eventually("three registered brokers", || {
+        (ls(&brokers[0].server(), "/brokers/ids").as_deref() == Some("[0, 1, 2]")).then_some(())
+    });
+    let too_many = topics(
+        &brokers[0],
+        &["--create", "--topic", "wide", "--replication-factor", "4"],
+    );
+    assert!(
+        !too_many.ok && too_many.stderr.contains("INVALID_REPLICATION_FACTOR"),
+        "{}{}",
+        too_many.stdout,
+        too_many.stderr
+    );
+    ok_topics(
+        &brokers[0],
+        &[
+            "--create",
+            "--topic",
+            "replicated",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "3",
+        ],
+    );
+    let id = described_id(&brokers[0], "replicated");
+    let server = brokers[0].server();
+    let json = eventually("the topic", || get(&server, "/brokers/topics/replicated"));
+    let assignment = replicas_of(&json);
+    assert_eq!(json, assigned_json(&id, &assignment));
+    assert_eq!(assignment.len(), 3, "{json}");
+    for r in &assignment {
+        let mut sorted = r.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![0, 1, 2], "{json}");
+    }
+    let mut leaders: Vec<u32> = assignment.iter().map(|r| r[0]).collect();
+    leaders.sort_unstable();
+    assert_eq!(leaders, vec![0, 1, 2], "leaders not spread: {json}");
+    for b in &brokers {
+        let server = b.server();
+        for (p, r) in assignment.iter().enumerate() {
+            let state = eventually("the partition state on every peer", || {
+                get(
+                    &server,
+                    &format!("/brokers/topics/replicated/partitions/{p}/state"),
+                )
+            });
+            assert_eq!(state_field(&state, "leader"), r[0].to_string(), "{state}");
+            assert_eq!(state_field(&state, "leader_epoch"), "0", "{state}");
+            let isr: Vec<String> = r.iter().map(u32::to_string).collect();
+            assert_eq!(
+                state_field(&state, "isr"),
+                format!("[{}]", isr.join(",")),
+                "{state}"
+            );
+        }
+    }
+    // Every broker's Metadata answer lists it. A broker loads the whole
+    // cluster's topics at start (brokers 1 and 2 are restarted for that
+    // until the broker refreshes its table from the cluster view).
+    for b in &mut brokers[1..] {
+        b.terminate();
+        b.start();
+        b.wait_ready();
+    }
+    for b in &brokers {
+        assert_eq!(ok_topics(b, &["--list"]), "replicated\n");
+        assert_eq!(described_id(b, "replicated"), id);
     }
 }

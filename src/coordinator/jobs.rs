@@ -4,7 +4,9 @@
 //! which queues it for the coordinator thread, wakes that thread's ring
 //! (the runtime's cross-thread waker) and blocks on the answer. Admin
 //! changes are rare and already waited on an fsync, so a shard blocking
-//! for one commit is the same cost the local file had.
+//! for one commit is the same cost the local file had. Work that must
+//! not block its caller (a leader's ISR write from a shard) uses
+//! `TreeClient::submit` and answers through its own channel.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 use ringtail_coordinator::clients::{ClientOp, Response};
 use ringtail_coordinator::ids::{SessionId, Zxid};
 use ringtail_coordinator::peer::RoleKind;
-use ringtail_coordinator::tree::Stat;
+use ringtail_coordinator::tree::{DataTree, Stat};
 use ringtail_coordinator::txn::{ErrorCode, OpResult, WriteOp};
 use ringtail_io::rt::time::sleep;
 
@@ -81,10 +83,10 @@ impl Inbox {
 }
 
 /// What a job sees on the coordinator thread.
-pub(super) struct Ctx {
+pub(crate) struct Ctx {
     pub(super) node: Rc<Node>,
     /// The broker's session, once registered.
-    pub(super) session: Rc<Cell<Option<SessionId>>>,
+    pub(crate) session: Rc<Cell<Option<SessionId>>>,
 }
 
 /// Runs queued jobs, each as its own task.
@@ -104,7 +106,7 @@ pub struct TreeClient {
 impl TreeClient {
     /// Runs `f` on the coordinator thread and waits at most `wait` for its
     /// answer.
-    pub(super) fn run<T, F, Fut>(&self, wait: Duration, f: F) -> Result<T, String>
+    pub(crate) fn run<T, F, Fut>(&self, wait: Duration, f: F) -> Result<T, String>
     where
         T: Send + 'static,
         F: FnOnce(Rc<Ctx>) -> Fut + Send + 'static,
@@ -133,10 +135,34 @@ fn serving(role: RoleKind) -> bool {
     )
 }
 
+impl TreeClient {
+    /// Queues `f` on the coordinator thread without waiting for it (it
+    /// answers through its own channel).
+    pub(crate) fn submit<F, Fut>(&self, f: F) -> Result<(), String>
+    where
+        F: FnOnce(Rc<Ctx>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let job: Job =
+            Box::new(move |ctx| -> Pin<Box<dyn Future<Output = ()>>> { Box::pin(f(ctx)) });
+        self.inbox.push(job)
+    }
+}
+
 impl Ctx {
+    /// Runs `f` on this peer's committed tree.
+    pub(crate) fn with_tree<T>(&self, f: impl FnOnce(&DataTree) -> T) -> T {
+        self.node.with_peer(|p| f(p.tree()))
+    }
+
+    /// Whether this peer serves (leads or follows an established leader).
+    pub(crate) fn serving(&self) -> bool {
+        serving(self.node.role())
+    }
+
     /// Waits until this peer serves, then `sync`s it with the leader, so
     /// that local reads see every write committed before the call.
-    pub(super) async fn synced(&self, deadline: Instant) -> Result<(), String> {
+    pub(crate) async fn synced(&self, deadline: Instant) -> Result<(), String> {
         loop {
             if serving(self.node.role()) {
                 match self.node.request(None, ClientOp::Sync, Zxid::ZERO).await.1 {
@@ -157,7 +183,7 @@ impl Ctx {
     }
 
     /// The broker's session once registration created Kafka's parents.
-    pub(super) async fn session(&self, deadline: Instant) -> Result<SessionId, String> {
+    pub(crate) async fn session(&self, deadline: Instant) -> Result<SessionId, String> {
         loop {
             if let Some(s) = self.session.get() {
                 if self.node.with_peer(|p| {
@@ -177,14 +203,14 @@ impl Ctx {
     }
 
     /// Data and stat of a node in this peer's committed tree.
-    pub(super) fn get(&self, path: &str) -> Option<(Vec<u8>, Stat)> {
+    pub(crate) fn get(&self, path: &str) -> Option<(Vec<u8>, Stat)> {
         self.node.with_peer(|p| {
             let tree = p.tree();
             Some((tree.node(path)?.data.clone(), tree.stat(path)?))
         })
     }
 
-    pub(super) fn children(&self, path: &str) -> Vec<String> {
+    pub(crate) fn children(&self, path: &str) -> Vec<String> {
         self.node
             .with_peer(|p| p.tree().children(path))
             .unwrap_or_default()
@@ -193,7 +219,7 @@ impl Ctx {
     /// One atomic `multi`: `Ok` with each op's result, or the index and
     /// code of the op that failed (index `ops.len()` when the whole
     /// request failed: no quorum, session gone).
-    pub(super) async fn multi(
+    pub(crate) async fn multi(
         &self,
         session: SessionId,
         ops: Vec<WriteOp>,

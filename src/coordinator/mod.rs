@@ -16,9 +16,17 @@
 //!   [`crate::metadata::TopicStore`].
 //!
 //! [`start`] also opens this broker's session and keeps
-//! `/brokers/ids/<broker.id>` (ephemeral) and `/cluster/id` in the tree,
-//! as a Kafka broker does in ZooKeeper; [`Coordinator::shutdown`] closes
-//! the session so the broker's node goes at once.
+//! `/brokers/ids/<broker.id>` (ephemeral, Kafka's v5 JSON with `rack`
+//! when `broker.rack` is set; its czxid is the broker epoch,
+//! [`Coordinator::broker_epoch`]) and `/cluster/id` in the tree, as a
+//! Kafka broker does in ZooKeeper; [`Coordinator::shutdown`] closes the
+//! session so the broker's node goes at once.
+//!
+//! The same thread runs the control plane ([`crate::controller`]): the
+//! cluster view ([`Coordinator::view`], [`Coordinator::subscribe`]), the
+//! controller's decisions when this broker holds `/controller`, leaders'
+//! ISR writes ([`Coordinator::isr_writer`]) and controlled shutdown
+//! ([`Coordinator::controlled_shutdown`]).
 //!
 //! The controller: the first broker to create the ephemeral `/controller`
 //! (`{"version":2,"brokerid":N,"timestamp":"ms","kraftControllerEpoch":-1}`)
@@ -44,7 +52,7 @@ pub mod wal;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -57,7 +65,18 @@ use ringtail_io::rt::net::TcpListener;
 use ringtail_io::rt::time::{sleep, timeout};
 
 use crate::config::BrokerConfig;
+use crate::controller::driver::Settings;
+use crate::controller::{ClusterView, IsrWriter, Published};
+use arc_swap::ArcSwap;
 use driver::Node;
+
+/// The control plane's pieces the coordinator thread drives.
+struct Control {
+    registration: Registration,
+    published: Arc<Published>,
+    broker_epoch: Arc<AtomicI64>,
+    settings: Settings,
+}
 
 /// The real-time length of one core tick.
 pub const TICK_MS: u64 = 50;
@@ -75,6 +94,9 @@ pub struct Coordinator {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     inbox: Arc<jobs::Inbox>,
+    broker_id: i32,
+    published: Arc<Published>,
+    broker_epoch: Arc<AtomicI64>,
     /// The tools' address, when listening.
     pub client_addr: Option<SocketAddr>,
 }
@@ -93,6 +115,53 @@ impl Coordinator {
             broker_id,
             load_wait: TOPICS_LOAD_WAIT,
         })
+    }
+
+    /// The cluster view, rebuilt from this peer's committed tree within a
+    /// tick (50 ms) of every change (see [`crate::controller`]).
+    pub fn view(&self) -> Arc<ArcSwap<ClusterView>> {
+        self.published.view()
+    }
+
+    /// Calls `f` at once with the current view (on the calling thread),
+    /// then on the coordinator thread after each new view is published.
+    /// Keep `f` cheap (queue work elsewhere); it must not subscribe.
+    pub fn subscribe(&self, f: Box<dyn Fn(Arc<ClusterView>) + Send>) {
+        self.published.subscribe(f);
+    }
+
+    /// This broker's epoch (KIP-380): the czxid of its current
+    /// `/brokers/ids/N`, -1 while unregistered. Changes when the broker
+    /// registers again (a new session after an expiry).
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::SeqCst)
+    }
+
+    /// A handle for partition leaders' ISR changes.
+    pub fn isr_writer(&self) -> IsrWriter {
+        IsrWriter {
+            client: jobs::TreeClient {
+                inbox: self.inbox.clone(),
+            },
+        }
+    }
+
+    /// Kafka's controlled shutdown, blocking: creates the ephemeral
+    /// `/admin/controlled_shutdown/<broker.id>`, on which the controller
+    /// moves this broker's leaderships to other ISR members and removes
+    /// it from the ISRs of partitions others lead; returns once no
+    /// partition state names this broker leader while another live ISR
+    /// member (not shutting down) exists. `Err` after `wait` (naming the
+    /// partitions still led) or without a quorum; the broker may stop
+    /// anyway. The marker goes with the broker's session.
+    pub fn controlled_shutdown(&self, wait: Duration) -> Result<(), String> {
+        let me = self.broker_id;
+        let client = jobs::TreeClient {
+            inbox: self.inbox.clone(),
+        };
+        client.run(wait + Duration::from_secs(1), move |ctx| async move {
+            crate::controller::driver::controlled_shutdown(&ctx, me, wait).await
+        })?
     }
 
     /// Closes the broker's session (its ephemeral node goes) and stops the
@@ -149,8 +218,12 @@ fn broker_json(config: &BrokerConfig) -> String {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
+    let rack = config
+        .broker_rack
+        .as_ref()
+        .map_or(String::new(), |r| format!(",\"rack\":{}", json::quote(r)));
     format!(
-        "{{\"listener_security_protocol_map\":{{{}}},\"endpoints\":[{}],\"jmx_port\":-1,\"features\":{{}},\"host\":\"{}\",\"timestamp\":\"{now_ms}\",\"port\":{},\"version\":5}}",
+        "{{\"listener_security_protocol_map\":{{{}}},\"endpoints\":[{}],\"jmx_port\":-1,\"features\":{{}},\"host\":\"{}\",\"timestamp\":\"{now_ms}\",\"port\":{},\"version\":5{rack}}}",
         protocols.join(","),
         endpoints.join(","),
         a.host,
@@ -283,6 +356,18 @@ pub fn start(config: &BrokerConfig, cluster_id: &str) -> Result<Coordinator, Str
     let thread_stop = stop.clone();
     let inbox = Arc::new(jobs::Inbox::default());
     let thread_inbox = inbox.clone();
+    let published = Arc::new(Published::default());
+    let broker_epoch = Arc::new(AtomicI64::new(-1));
+    let control = Control {
+        registration,
+        published: published.clone(),
+        broker_epoch: broker_epoch.clone(),
+        settings: Settings {
+            unclean: config.unclean_leader_election_enable,
+            rebalance: config.auto_leader_rebalance_enable,
+            rebalance_interval_ms: config.leader_imbalance_check_interval_ms,
+        },
+    };
     // Listeners move to the thread as std sockets and are re-bound there
     // on the ring (same address, the std socket is closed first).
     let peer_addr_bound = peer_listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -322,9 +407,9 @@ pub fn start(config: &BrokerConfig, cluster_id: &str) -> Result<Coordinator, Str
                     others,
                     peer_l,
                     client_l,
-                    registration,
                     thread_stop,
                     thread_inbox,
+                    control,
                 )
                 .await;
             });
@@ -342,6 +427,9 @@ pub fn start(config: &BrokerConfig, cluster_id: &str) -> Result<Coordinator, Str
         stop,
         thread: Some(thread),
         inbox,
+        broker_id: config.broker_id,
+        published,
+        broker_epoch,
         client_addr,
     })
 }
@@ -351,9 +439,9 @@ async fn run(
     others: Vec<(NodeId, SocketAddr)>,
     peer_listener: Option<TcpListener>,
     client_listener: Option<TcpListener>,
-    registration: Registration,
     stop: Arc<AtomicBool>,
     inbox: Arc<jobs::Inbox>,
+    control: Control,
 ) {
     use ringtail_io::rt::spawn;
     spawn(driver::ticker(node.clone(), Duration::from_millis(TICK_MS)));
@@ -372,11 +460,18 @@ async fn run(
         node: node.clone(),
         session: session.clone(),
     });
-    spawn(jobs::serve(inbox, ctx));
+    spawn(jobs::serve(inbox, ctx.clone()));
+    spawn(crate::controller::driver::run(
+        ctx,
+        control.published,
+        control.settings,
+        stop.clone(),
+    ));
     spawn(register(
         node.clone(),
-        registration,
+        control.registration,
         session.clone(),
+        control.broker_epoch,
         stop.clone(),
     ));
     while !stop.load(Ordering::SeqCst) {
@@ -427,6 +522,7 @@ async fn register(
     node: Rc<Node>,
     reg: Registration,
     session: Rc<std::cell::Cell<Option<SessionId>>>,
+    broker_epoch: Arc<AtomicI64>,
     stop: Arc<AtomicBool>,
 ) {
     let retry = Duration::from_millis(200);
@@ -495,7 +591,12 @@ async fn register(
                 Err(_) => sleep(retry).await,
             }
         }
-        eprintln!("coordinator: registered {me} (session 0x{:x})", s.0);
+        let epoch = node.with_peer(|p| p.tree().stat(&me).map_or(-1, |st| st.czxid.0 as i64));
+        broker_epoch.store(epoch, Ordering::SeqCst);
+        eprintln!(
+            "coordinator: registered {me} (session 0x{:x}, broker epoch {epoch})",
+            s.0
+        );
         let mut controller_absent = 0u32;
         while !stop.load(Ordering::SeqCst) {
             controller(&node, s, &reg, &mut controller_absent).await;
@@ -516,6 +617,7 @@ async fn register(
                     s.0
                 );
                 session.set(None);
+                broker_epoch.store(-1, Ordering::SeqCst);
                 continue 'outer;
             }
         }

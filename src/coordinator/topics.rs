@@ -18,9 +18,21 @@
 //! between the two finishes the removal when it next loads the table, and
 //! never loads a topic that carries the marker.
 //!
-//! Ownership: a broker creates topics with itself as the only replica and
-//! loads the topics whose assignment names it, so one name is unique in
-//! the cluster (a second broker creating it gets `TopicExists`).
+//! Assignment: a new topic's replicas are spread over the brokers
+//! registered under `/brokers/ids` (read after a `sync`) by Kafka's
+//! `assignReplicasToBrokers` ([`crate::controller::assign`]); a
+//! replication factor above their count is `InvalidReplicationFactor`.
+//! Each partition's state starts with the first replica as leader, every
+//! replica in the ISR and leader epoch 0, written in the same `multi` as
+//! the assignment (Kafka's controller writes it just after). Added
+//! partitions are assigned the same way and existing ones are untouched.
+//! Topics migrated from a broker's pre-tree local table keep that broker
+//! as their only replica, since their logs are there.
+//!
+//! Every broker loads every topic (its Metadata answers list the whole
+//! cluster); which partitions a broker opens is the replication driver's
+//! business. A name is unique in the cluster: a second creator gets
+//! `TopicExists`.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -32,6 +44,9 @@ use ringtail_coordinator::txn::{CreateMode, ErrorCode, WriteOp};
 
 use super::jobs::{Ctx, TreeClient};
 use super::json::{self, Json};
+use crate::controller::assign::{
+    assign_replicas, assign_replicas_from, start_index_for, BrokerRack,
+};
 use crate::metadata::{MetaError, TopicId, TopicMeta, TopicStore};
 
 /// How long a topic change may wait for the ensemble.
@@ -88,28 +103,68 @@ pub fn uuid_from_base64(s: &str) -> Option<TopicId> {
     out.try_into().ok()
 }
 
-/// `/brokers/topics/T`'s JSON for a topic whose partitions all live on
-/// `replicas`.
-pub fn topic_json(t: &TopicMeta, replicas: &[i32]) -> String {
-    let list = replicas
+/// `/brokers/topics/T`'s JSON: the topic id and partition `p`'s replicas
+/// at `assignment[p]`.
+pub fn topic_json(id: &TopicId, assignment: &[Vec<i32>]) -> String {
+    let parts = assignment
         .iter()
-        .map(i32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let parts = (0..t.partitions)
-        .map(|p| format!("\"{p}\":[{list}]"))
+        .enumerate()
+        .map(|(p, replicas)| format!("\"{p}\":{}", int_list(replicas)))
         .collect::<Vec<_>>()
         .join(",");
     format!(
         "{{\"version\":3,\"topic_id\":\"{}\",\"partitions\":{{{parts}}},\"adding_replicas\":{{}},\"removing_replicas\":{{}}}}",
-        uuid_base64(&t.id)
+        uuid_base64(id)
     )
 }
 
-pub fn partition_state_json(controller_epoch: i64, leader: i32) -> String {
+fn int_list(v: &[i32]) -> String {
+    let items = v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+    format!("[{items}]")
+}
+
+/// What `/brokers/topics/T/partitions/P/state` holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateJson {
+    pub controller_epoch: i64,
+    /// -1: no leader (offline).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// Kafka's partition-state JSON (`TopicPartitionStateZNode`), fields in
+/// Kafka's order.
+pub fn state_json(s: &StateJson) -> String {
     format!(
-        "{{\"controller_epoch\":{controller_epoch},\"leader\":{leader},\"version\":1,\"leader_epoch\":0,\"isr\":[{leader}]}}"
+        "{{\"controller_epoch\":{},\"leader\":{},\"version\":1,\"leader_epoch\":{},\"isr\":{}}}",
+        s.controller_epoch,
+        s.leader,
+        s.leader_epoch,
+        int_list(&s.isr)
     )
+}
+
+pub fn parse_state(data: &[u8]) -> Result<StateJson, String> {
+    let text = std::str::from_utf8(data).map_err(|_| "not UTF-8".to_string())?;
+    let v = json::parse(text)?;
+    let int = |k: &str| v.get(k).and_then(Json::as_int).ok_or(format!("no {k}"));
+    let i32_of =
+        |k: &str| int(k).and_then(|x| i32::try_from(x).map_err(|_| format!("{k} out of range")));
+    let isr = v
+        .get("isr")
+        .and_then(Json::as_array)
+        .ok_or("no isr")?
+        .iter()
+        .map(|r| r.as_int().and_then(|r| i32::try_from(r).ok()))
+        .collect::<Option<Vec<i32>>>()
+        .ok_or("an isr member is not a broker id")?;
+    Ok(StateJson {
+        controller_epoch: int("controller_epoch")?,
+        leader: i32_of("leader")?,
+        leader_epoch: i32_of("leader_epoch")?,
+        isr,
+    })
 }
 
 pub fn config_json(configs: &BTreeMap<String, String>) -> String {
@@ -181,6 +236,8 @@ pub fn parse_config(data: &[u8]) -> Result<BTreeMap<String, String>, String> {
 /// The topic store of one broker over its coordinator.
 pub struct TreeTopics {
     pub(super) client: TreeClient,
+    /// The broker this store serves: topics migrated from its pre-tree
+    /// local table are assigned to it alone (their logs are here).
     pub(super) broker_id: i32,
     /// How long the first load waits for a quorum.
     pub(super) load_wait: Duration,
@@ -193,21 +250,12 @@ fn storage(path: &str, reason: impl std::fmt::Display) -> MetaError {
     }
 }
 
-impl TopicStore for TreeTopics {
-    fn load(&self) -> Result<BTreeMap<String, Arc<TopicMeta>>, MetaError> {
-        let me = self.broker_id;
-        let wait = self.load_wait;
-        self.client
-            .run(wait + Duration::from_secs(5), move |ctx| async move {
-                load(&ctx, me, Instant::now() + wait).await
-            })
-            .map_err(|e| storage(kafka::BROKER_TOPICS, e))?
-    }
-
-    fn write(
+impl TreeTopics {
+    fn change(
         &self,
         before: Option<&TopicMeta>,
         after: Option<&TopicMeta>,
+        migrate: bool,
     ) -> Result<(), MetaError> {
         let me = self.broker_id;
         let (before, after) = (before.cloned(), after.cloned());
@@ -219,15 +267,40 @@ impl TopicStore for TreeTopics {
         );
         self.client
             .run(WRITE_WAIT + Duration::from_secs(5), move |ctx| async move {
-                write(&ctx, me, before, after, Instant::now() + WRITE_WAIT).await
+                let deadline = Instant::now() + WRITE_WAIT;
+                write(&ctx, migrate.then_some(me), before, after, deadline).await
             })
             .map_err(|e| storage(&path, e))?
     }
 }
 
+impl TopicStore for TreeTopics {
+    fn load(&self) -> Result<BTreeMap<String, Arc<TopicMeta>>, MetaError> {
+        let wait = self.load_wait;
+        self.client
+            .run(wait + Duration::from_secs(5), move |ctx| async move {
+                load(&ctx, Instant::now() + wait).await
+            })
+            .map_err(|e| storage(kafka::BROKER_TOPICS, e))?
+    }
+
+    fn write(
+        &self,
+        before: Option<&TopicMeta>,
+        after: Option<&TopicMeta>,
+    ) -> Result<(), MetaError> {
+        self.change(before, after, false)
+    }
+
+    fn migrate(&self, topic: &TopicMeta) -> Result<(), MetaError> {
+        self.change(None, Some(topic), true)
+    }
+}
+
+/// Every topic in the tree (every broker's Metadata answers list the
+/// whole cluster), finishing deletions that stopped half-way.
 async fn load(
     ctx: &Rc<Ctx>,
-    me: i32,
     deadline: Instant,
 ) -> Result<BTreeMap<String, Arc<TopicMeta>>, MetaError> {
     let root = kafka::BROKER_TOPICS;
@@ -250,9 +323,6 @@ async fn load(
                 continue;
             }
         };
-        if !assignment.partitions.values().any(|r| r.contains(&me)) {
-            continue;
-        }
         let configs = match ctx.get(&kafka::topic_config(&name)) {
             Some((data, _)) => parse_config(&data).map_err(|e| {
                 storage(&kafka::topic_config(&name), format!("bad config JSON: {e}"))
@@ -295,25 +365,119 @@ fn create(path: String, data: String) -> WriteOp {
     }
 }
 
-fn partition_ops(ctx: &Ctx, name: &str, from: i32, to: i32, me: i32) -> Vec<WriteOp> {
+/// The registered brokers and their racks (`/brokers/ids/*`), for
+/// assignment.
+pub(crate) fn live_brokers(ctx: &Ctx) -> Vec<BrokerRack> {
+    let mut out = Vec::new();
+    for name in ctx.children(kafka::BROKER_IDS) {
+        let Ok(id) = name.parse::<i32>() else {
+            continue;
+        };
+        let rack = ctx
+            .get(&format!("{}/{name}", kafka::BROKER_IDS))
+            .and_then(|(data, _)| crate::controller::view::parse_broker(&data).ok())
+            .and_then(|(_, _, rack)| rack);
+        out.push((id, rack));
+    }
+    out
+}
+
+fn too_few(requested: usize, available: usize) -> MetaError {
+    MetaError::InvalidReplicationFactor {
+        requested: i16::try_from(requested).unwrap_or(i16::MAX),
+        available: i16::try_from(available).unwrap_or(i16::MAX),
+    }
+}
+
+/// Replicas for a new topic over the live brokers (Kafka's
+/// `assignReplicasToBrokers` with a random start).
+fn new_assignment(ctx: &Ctx, t: &TopicMeta) -> Result<Vec<Vec<i32>>, MetaError> {
+    let brokers = live_brokers(ctx);
+    let rf = t.replication_factor;
+    if rf < 1 || rf as usize > brokers.len() {
+        return Err(MetaError::InvalidReplicationFactor {
+            requested: rf,
+            available: i16::try_from(brokers.len()).unwrap_or(i16::MAX),
+        });
+    }
+    let id = crate::metadata::random_id();
+    let seed = u64::from_le_bytes(id[..8].try_into().unwrap_or([0; 8]));
+    assign_replicas(&brokers, t.partitions, rf, 0, seed).map_err(MetaError::InvalidPartitions)
+}
+
+/// The partitions' nodes: `partitions/P` and a state naming the first
+/// replica leader, every replica in the ISR, leader epoch 0: what Kafka's
+/// controller writes for a new partition (`NewPartition ->
+/// OnlinePartition`). Ringtail writes them in the same `multi` as the
+/// assignment, so a topic never exists without its states.
+fn partition_ops(ctx: &Ctx, name: &str, from: usize, assignment: &[Vec<i32>]) -> Vec<WriteOp> {
     let epoch = controller_epoch(ctx);
     let mut ops = Vec::new();
-    for p in from..to {
+    for (p, replicas) in assignment.iter().enumerate().skip(from) {
         ops.push(create(
             format!("{}/{p}", partitions_dir(name)),
             String::new(),
         ));
+        let state = StateJson {
+            controller_epoch: epoch,
+            leader: replicas[0],
+            leader_epoch: 0,
+            isr: replicas.clone(),
+        };
         ops.push(create(
             kafka::partition_state(name, p as u32),
-            partition_state_json(epoch, me),
+            state_json(&state),
         ));
     }
     ops
 }
 
+/// The assignment after growing topic `name` (as the tree holds it) to
+/// `total` partitions: existing partitions untouched, new ones assigned as
+/// Kafka's `addPartitions` does (same RF as partition 0, start index at
+/// partition 0's leader, partition ids continuing). Returns it with the
+/// node's version.
+fn grown_assignment(
+    ctx: &Ctx,
+    name: &str,
+    total: i32,
+) -> Result<(Vec<Vec<i32>>, usize, i32), MetaError> {
+    let path = kafka::topic(name);
+    let (data, stat) = ctx
+        .get(&path)
+        .ok_or_else(|| MetaError::UnknownTopic(name.to_string()))?;
+    let existing = parse_topic(&data).map_err(|e| storage(&path, e))?;
+    let mut assignment: Vec<Vec<i32>> = existing.partitions.into_values().collect();
+    let count = assignment.len();
+    if total as usize <= count {
+        return Err(MetaError::InvalidPartitions(format!(
+            "topic currently has {count} partitions, which is higher than or equal to the requested {total}"
+        )));
+    }
+    let brokers = live_brokers(ctx);
+    let p0 = assignment.first().cloned().unwrap_or_default();
+    let rf = p0.len().max(1);
+    if rf > brokers.len() {
+        return Err(too_few(rf, brokers.len()));
+    }
+    let start = start_index_for(&brokers, p0.first().copied().unwrap_or(0));
+    let added = assign_replicas_from(
+        &brokers,
+        total - count as i32,
+        rf as i16,
+        count as i32,
+        start,
+    )
+    .map_err(MetaError::InvalidPartitions)?;
+    assignment.extend(added);
+    Ok((assignment, count, stat.version))
+}
+
+/// Applies one topic change to the tree. `only`: a migrated topic, whose
+/// replicas are that broker alone.
 async fn write(
     ctx: &Rc<Ctx>,
-    me: i32,
+    only: Option<i32>,
     before: Option<TopicMeta>,
     after: Option<TopicMeta>,
     deadline: Instant,
@@ -329,9 +493,13 @@ async fn write(
     match (before, after) {
         (None, None) => Ok(()),
         (None, Some(t)) => {
-            let mut ops = vec![create(path.clone(), topic_json(&t, &[me]))];
+            let assignment = match only {
+                Some(me) => vec![vec![me]; t.partitions.max(0) as usize],
+                None => new_assignment(ctx, &t)?,
+            };
+            let mut ops = vec![create(path.clone(), topic_json(&t.id, &assignment))];
             ops.push(create(partitions_dir(&name), String::new()));
-            ops.extend(partition_ops(ctx, &name, 0, t.partitions, me));
+            ops.extend(partition_ops(ctx, &name, 0, &assignment));
             let config = kafka::topic_config(&name);
             // A config node left by a topic deleted outside ringtail is
             // overwritten, as Kafka's admin client does.
@@ -373,16 +541,14 @@ async fn write(
         }
         (Some(b), Some(a)) => {
             let mut ops = Vec::new();
-            if a.partitions != b.partitions || a.id != b.id {
-                let (_, stat) = ctx
-                    .get(&path)
-                    .ok_or_else(|| MetaError::UnknownTopic(name.clone()))?;
+            if a.partitions != b.partitions {
+                let (assignment, from, version) = grown_assignment(ctx, &name, a.partitions)?;
                 ops.push(WriteOp::SetData {
                     path: path.clone(),
-                    data: topic_json(&a, &[me]).into_bytes(),
-                    version: stat.version,
+                    data: topic_json(&a.id, &assignment).into_bytes(),
+                    version,
                 });
-                ops.extend(partition_ops(ctx, &name, b.partitions, a.partitions, me));
+                ops.extend(partition_ops(ctx, &name, from, &assignment));
             }
             if a.configs != b.configs {
                 let config = kafka::topic_config(&name);
@@ -461,13 +627,13 @@ mod tests {
             replication_factor: 1,
             configs: BTreeMap::new(),
         };
-        let text = topic_json(&t, &[2]);
+        let text = topic_json(&t.id, &[vec![2], vec![3, 1, 2], vec![1, 2]]);
         assert!(text.starts_with("{\"version\":3,\"topic_id\":\""), "{text}");
-        assert!(text.contains("\"partitions\":{\"0\":[2],\"1\":[2],\"2\":[2]},\"adding_replicas\":{},\"removing_replicas\":{}}"), "{text}");
+        assert!(text.contains("\"partitions\":{\"0\":[2],\"1\":[3,1,2],\"2\":[1,2]},\"adding_replicas\":{},\"removing_replicas\":{}}"), "{text}");
         let a = parse_topic(text.as_bytes()).expect("parse");
         assert_eq!(a.id, id);
         assert_eq!(a.partitions.len(), 3);
-        assert_eq!(a.partitions[&1], vec![2]);
+        assert_eq!(a.partitions[&1], vec![3, 1, 2]);
         let mut configs = BTreeMap::new();
         configs.insert(
             "cleanup.policy".to_string(),
@@ -479,9 +645,33 @@ mod tests {
             b"{\"topic_id\":\"AAAAAAAAAAAAAAAAAAAAAA\",\"partitions\":{\"1\":[1]}}"
         )
         .is_err());
+        let state = StateJson {
+            controller_epoch: 4,
+            leader: 1,
+            leader_epoch: 7,
+            isr: vec![1, 3],
+        };
+        let text = state_json(&state);
         assert_eq!(
-            partition_state_json(4, 1),
-            "{\"controller_epoch\":4,\"leader\":1,\"version\":1,\"leader_epoch\":0,\"isr\":[1]}"
+            text,
+            "{\"controller_epoch\":4,\"leader\":1,\"version\":1,\"leader_epoch\":7,\"isr\":[1,3]}"
         );
+        assert_eq!(parse_state(text.as_bytes()), Ok(state));
+        let offline = parse_state(
+            b"{\"controller_epoch\":1,\"leader\":-1,\"version\":1,\"leader_epoch\":2,\"isr\":[]}",
+        )
+        .expect("offline");
+        assert_eq!((offline.leader, offline.isr.len()), (-1, 0));
+        for bad in [
+            &b"{\"leader\":1,\"leader_epoch\":0,\"isr\":[1]}"[..],
+            b"{\"controller_epoch\":1,\"leader\":1,\"leader_epoch\":0,\"isr\":[\"x\"]}",
+            b"{\"controller_epoch\":1,\"leader\":99999999999,\"leader_epoch\":0,\"isr\":[]}",
+        ] {
+            assert!(
+                parse_state(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }
