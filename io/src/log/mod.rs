@@ -28,6 +28,12 @@
 //! the error and nothing stored is touched. A failed fdatasync is not
 //! retried (the kernel may have dropped the dirty pages): the log refuses
 //! further writes until it is reopened and recovered.
+//!
+//! # Truncation
+//!
+//! [`Log::truncate_to`] removes a suffix (a follower's records its leader
+//! lacks): see `truncate.rs` for how it orders its steps against appends,
+//! group commits, compaction and crashes.
 
 mod checkpoint;
 mod cleaner;

@@ -109,7 +109,7 @@ impl Drop for Guard<'_> {
 
 impl Log {
     /// Removes every record at or after `end` (Kafka's `truncateTo`); see
-    /// the protocol in [`truncate`](self). Returns once the cut is durable:
+    /// the protocol in `io/src/log/truncate.rs`. Returns once the cut is durable:
     /// then `offsets()` has `log_end == written == durable` equal to the
     /// outcome's `log_end`, which is `end` unless `end` fell inside a batch
     /// (then that batch's base: the whole batch goes).
