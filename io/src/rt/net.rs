@@ -1,5 +1,6 @@
 //! TCP through the ring: accept, connect, recv, send, and zero-copy
-//! file-to-socket transfer with SPLICE through a pipe.
+//! file-to-socket transfer: `sendfile(2)` on the ring's thread for bytes
+//! in the page cache, SPLICE through a pipe on io-wq for the rest.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
@@ -12,6 +13,9 @@ use super::op::Op;
 
 /// Bytes a pipe holds between the two halves of a splice.
 const PIPE_BYTES: i32 = 1 << 20;
+/// Bytes [`TcpStream::send_file`] moves per step: one page-cache look,
+/// then one `sendfile` run or one SPLICE pair.
+const STEP_BYTES: u64 = PIPE_BYTES as u64;
 
 pub struct TcpListener {
     fd: OwnedFd,
@@ -61,6 +65,7 @@ impl TcpListener {
         let stream = TcpStream {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             pipe: std::cell::OnceCell::new(),
+            nonblocking: std::cell::Cell::new(false),
         };
         let peer =
             sockaddr_to_std(&storage.0).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -156,6 +161,9 @@ fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
 pub struct TcpStream {
     fd: OwnedFd,
     pipe: std::cell::OnceCell<(OwnedFd, OwnedFd)>,
+    /// `O_NONBLOCK` is set (on the first `sendfile`). The ring's RECV and
+    /// SEND ignore it: they wait for readiness either way.
+    nonblocking: std::cell::Cell<bool>,
 }
 
 impl AsRawFd for TcpStream {
@@ -190,6 +198,7 @@ impl TcpStream {
         let stream = TcpStream {
             fd,
             pipe: std::cell::OnceCell::new(),
+            nonblocking: std::cell::Cell::new(false),
         };
         stream.set_nodelay()?;
         Ok(stream)
@@ -200,6 +209,7 @@ impl TcpStream {
         TcpStream {
             fd: stream.into(),
             pipe: std::cell::OnceCell::new(),
+            nonblocking: std::cell::Cell::new(false),
         }
     }
 
@@ -308,8 +318,65 @@ impl TcpStream {
     }
 
     /// Sends `len` bytes of `file` from `pos` without copying them through
-    /// user space: SPLICE file -> pipe, then SPLICE pipe -> socket.
+    /// user space, a step of up to 1 MiB at a time. A step whose pages are
+    /// all in the page cache goes out with `sendfile(2)` on this thread
+    /// (the socket non-blocking, POLL_ADD waiting for room): no io-wq
+    /// hand-off, and the copy can't block on the disk. Any other step is
+    /// SPLICEd file -> pipe -> socket through the ring, whose io-wq workers
+    /// take the disk reads off this thread. ADR 0002 has the measurements.
     pub async fn send_file(&self, file: &File, pos: u64, len: u64) -> io::Result<()> {
+        let end = pos
+            .checked_add(len)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mut at = pos;
+        while at < end {
+            let step = (end - at).min(STEP_BYTES);
+            if page_cached(file.as_raw_fd(), at, step) {
+                self.sendfile_step(file, at, step).await?;
+                // One connection sending a large answer from the page
+                // cache must not hold the shard for all of it.
+                super::yield_now().await;
+            } else {
+                self.splice_step(file, at, step).await?;
+            }
+            at += step;
+        }
+        Ok(())
+    }
+
+    /// Sends `len` bytes of `file` from `pos` with `sendfile(2)`, waiting
+    /// on the ring for room in the socket's send buffer.
+    async fn sendfile_step(&self, file: &File, pos: u64, len: u64) -> io::Result<()> {
+        self.set_nonblocking()?;
+        let sock = self.fd.as_raw_fd();
+        let mut off =
+            libc::off_t::try_from(pos).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mut left = len as usize;
+        while left > 0 {
+            // SAFETY: sendfile between two descriptors we hold, with a
+            // pointer to our own offset.
+            let n = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut off, left) };
+            if n > 0 {
+                left -= n as usize;
+                super::count(|s| s.bytes_spliced += n as u64);
+                continue;
+            }
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) => self.wait_writable().await?,
+                Some(libc::EINTR) => {}
+                _ => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `len` bytes of `file` from `pos`: SPLICE file -> pipe, then
+    /// SPLICE pipe -> socket, both run by io-wq workers.
+    async fn splice_step(&self, file: &File, pos: u64, len: u64) -> io::Result<()> {
         let (pipe_r, pipe_w) = self.pipe()?;
         let sock = self.fd.as_raw_fd();
         let mut sent = 0u64;
@@ -338,10 +405,17 @@ impl TcpStream {
                         .flags(libc::SPLICE_F_MOVE)
                         .build();
                 let (completion, ()) = unsafe { Op::submit(drain, ()) }.await;
-                let n = completion.into_io()?;
-                if n == 0 {
-                    return Err(io::ErrorKind::WriteZero.into());
-                }
+                let n = match completion.into_io() {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => n,
+                    // The socket is non-blocking once a `sendfile` step ran
+                    // on it, and then a full send buffer fails the splice.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.wait_writable().await?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 in_pipe -= n;
                 sent += u64::from(n);
                 super::count(|s| s.bytes_spliced += u64::from(n));
@@ -349,6 +423,89 @@ impl TcpStream {
         }
         Ok(())
     }
+
+    /// Waits until the socket has room to send. An error or hang-up also
+    /// ends the wait; the next send reports it.
+    async fn wait_writable(&self) -> io::Result<()> {
+        let poll =
+            opcode::PollAdd::new(types::Fd(self.fd.as_raw_fd()), libc::POLLOUT as u32).build();
+        // SAFETY: POLL_ADD references no user memory.
+        let (completion, ()) = unsafe { Op::submit(poll, ()) }.await;
+        completion.into_io().map(drop)
+    }
+
+    fn set_nonblocking(&self) -> io::Result<()> {
+        if self.nonblocking.get() {
+            return Ok(());
+        }
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: fcntl flag calls on our own descriptor.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.nonblocking.set(true);
+        Ok(())
+    }
+}
+
+/// `cachestat(2)` (Linux 6.5): the same number on every architecture.
+const SYS_CACHESTAT: libc::c_long = 451;
+/// Set once `cachestat` turned out missing, so it is not asked again.
+static NO_CACHESTAT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether every page of `fd` in `[pos, pos + len)` is in the page cache,
+/// so `sendfile` will not wait for the disk. False where the kernel cannot
+/// tell (no `cachestat`): the caller then takes the io-wq path.
+pub fn page_cached(fd: RawFd, pos: u64, len: u64) -> bool {
+    use std::sync::atomic::Ordering;
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Stat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    if len == 0 || NO_CACHESTAT.load(Ordering::Relaxed) {
+        return false;
+    }
+    let page = page_size();
+    let pages = (pos + len).div_ceil(page) - pos / page;
+    let range = Range { off: pos, len };
+    let mut stat = Stat::default();
+    // SAFETY: cachestat reads `range` and writes `stat`, both live here.
+    let r = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            fd,
+            &range as *const Range,
+            &mut stat as *mut Stat,
+            0,
+        )
+    };
+    if r < 0 {
+        if io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            NO_CACHESTAT.store(true, Ordering::Relaxed);
+        }
+        return false;
+    }
+    stat.nr_cache >= pages
+}
+
+fn page_size() -> u64 {
+    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    // SAFETY: sysconf has no preconditions.
+    *PAGE.get_or_init(|| match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as u64,
+        _ => 4096,
+    })
 }
 
 #[cfg(test)]
@@ -414,6 +571,10 @@ mod cancellation_tests {
             let listener =
                 TcpListener::bind_reuseport("127.0.0.1:0".parse().expect("addr")).expect("bind");
             let addr = listener.local_addr().expect("addr");
+            // The client sends only after the 50 timeouts: on a busy
+            // machine they can take longer than any fixed sleep.
+            let timed_out = std::rc::Rc::new(std::cell::Cell::new(false));
+            let done = timed_out.clone();
             let server = spawn(async move {
                 let (conn, _) = listener.accept().await.expect("accept");
                 for _ in 0..50 {
@@ -424,15 +585,285 @@ mod cancellation_tests {
                     .await;
                     assert!(r.is_err(), "nothing was sent yet");
                 }
+                done.set(true);
                 let (r, buf) = conn.recv(Vec::new(), 16).await;
                 assert_eq!(r.expect("recv"), 5);
                 assert_eq!(&buf, b"after");
             });
             let client = TcpStream::connect(addr).await.expect("connect");
-            time::sleep(Duration::from_millis(100)).await;
+            while !timed_out.get() {
+                time::sleep(Duration::from_millis(5)).await;
+            }
             let (r, _) = client.send_all(b"after".to_vec()).await;
             r.expect("send");
             server.await;
         });
+    }
+}
+
+/// `send_file`'s two paths (sendfile for cached pages, SPLICE through
+/// io-wq for the rest) against a real peer: large files, odd offsets, a
+/// tiny socket buffer with a slow reader, and a peer that goes away.
+#[cfg(test)]
+mod send_file_tests {
+    use super::*;
+    use crate::rt::{block_on, time};
+    use std::io::{Read, Write};
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    const MIB: usize = 1 << 20;
+
+    fn payload(len: usize) -> Vec<u8> {
+        // Not periodic in any power of two, so a misplaced chunk shows.
+        (0..len as u64)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect()
+    }
+
+    fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rt-sendfile-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("data");
+        let mut f = std::fs::File::create(&path).expect("create");
+        f.write_all(bytes).expect("write");
+        f.sync_all().expect("fsync");
+        path
+    }
+
+    fn remove(path: &Path) {
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+    }
+
+    /// Drops the file's clean pages from the page cache.
+    fn evict(path: &Path) {
+        let f = std::fs::File::open(path).expect("open");
+        // SAFETY: fadvise on a descriptor we hold.
+        let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(r, 0, "fadvise");
+    }
+
+    /// Reads `[pos, pos + len)` so those pages, and no readahead past
+    /// them, are cached again.
+    fn touch(path: &Path, pos: u64, len: usize) {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::open(path).expect("open");
+        // SAFETY: fadvise on a descriptor we hold.
+        let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+        assert_eq!(r, 0, "fadvise");
+        let mut buf = vec![0u8; len];
+        f.read_exact_at(&mut buf, pos).expect("read");
+    }
+
+    /// Whether this kernel has cachestat (6.5+): without it every step
+    /// takes the splice path and the residency checks below cannot hold.
+    fn cachestat_works(path: &Path) -> bool {
+        touch(path, 0, 4096);
+        let f = std::fs::File::open(path).expect("open");
+        if page_cached(f.as_raw_fd(), 0, 4096) {
+            return true;
+        }
+        eprintln!("cachestat(2) unavailable: only the splice path is tested");
+        false
+    }
+
+    /// Runs `server` on an accepted connection in the ring while a std
+    /// thread runs `client` on the other end; returns the client's result.
+    fn pair<T: Send + 'static, F: std::future::Future<Output = ()>>(
+        client: impl FnOnce(std::net::TcpStream) -> T + Send + 'static,
+        server: impl FnOnce(TcpStream) -> F,
+    ) -> T {
+        block_on(async move {
+            let listener =
+                TcpListener::bind_reuseport("127.0.0.1:0".parse().expect("addr")).expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let peer = std::thread::spawn(move || {
+                client(std::net::TcpStream::connect(addr).expect("connect"))
+            });
+            let (conn, _) = listener.accept().await.expect("accept");
+            server(conn).await;
+            peer.join().expect("client thread")
+        })
+    }
+
+    fn read_all(mut s: std::net::TcpStream, want: usize) -> Vec<u8> {
+        let mut got = vec![0u8; want];
+        s.read_exact(&mut got).expect("read");
+        got
+    }
+
+    #[test]
+    fn large_file_at_unaligned_offsets_from_the_page_cache() {
+        let bytes = payload(9 * MIB + 123);
+        let path = temp_file("cached", &bytes);
+        let cached = cachestat_works(&path);
+        touch(&path, 0, bytes.len());
+        let file = File::open_read(&path).expect("open");
+        if cached {
+            assert!(page_cached(file.as_raw_fd(), 0, bytes.len() as u64));
+        }
+        // Three ranges: inside one step, across several, to the last byte.
+        let ranges = [
+            (1usize, 4093usize),
+            (MIB - 7, 3 * MIB + 17),
+            (5 * MIB + 3, 4 * MIB + 120),
+        ];
+        let total: usize = ranges.iter().map(|r| r.1).sum();
+        let got = pair(
+            move |s| read_all(s, total),
+            |conn| async move {
+                for (pos, len) in ranges {
+                    conn.send_file(&file, pos as u64, len as u64)
+                        .await
+                        .expect("send_file");
+                }
+            },
+        );
+        let want: Vec<u8> = ranges
+            .iter()
+            .flat_map(|&(p, l)| bytes[p..p + l].to_vec())
+            .collect();
+        assert!(got == want, "bytes differ");
+        remove(&path);
+    }
+
+    #[test]
+    fn pages_not_in_the_cache_go_through_splice_and_mix_with_cached_ones() {
+        let bytes = payload(6 * MIB + 5);
+        let path = temp_file("evicted", &bytes);
+        let cached = cachestat_works(&path);
+        evict(&path);
+        let file = File::open_read(&path).expect("open");
+        assert!(!page_cached(file.as_raw_fd(), 0, bytes.len() as u64));
+        // Cache steps 0 and 2 only: the send alternates between sendfile
+        // (which leaves the socket non-blocking) and splice.
+        touch(&path, 0, MIB);
+        touch(&path, 2 * MIB as u64, MIB);
+        if cached {
+            assert!(page_cached(file.as_raw_fd(), 0, MIB as u64));
+            assert!(!page_cached(file.as_raw_fd(), MIB as u64, MIB as u64));
+        }
+        let len = bytes.len();
+        let got = pair(
+            move |s| read_all(s, len),
+            |conn| async move {
+                conn.send_file(&file, 0, len as u64)
+                    .await
+                    .expect("send_file");
+            },
+        );
+        assert!(got == bytes, "bytes differ");
+        remove(&path);
+    }
+
+    #[test]
+    fn a_tiny_socket_buffer_and_a_slow_reader_lose_nothing() {
+        let bytes = payload(2 * MIB + 999);
+        let path = temp_file("slow", &bytes);
+        evict(&path);
+        // Half cached, half not: both paths meet a full send buffer.
+        touch(&path, 0, MIB);
+        let file = File::open_read(&path).expect("open");
+        let len = bytes.len();
+        let got = pair(
+            move |s| {
+                set_opt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 16 * 1024)
+                    .expect("rcvbuf");
+                let mut s = s;
+                let mut got = Vec::with_capacity(len);
+                let mut buf = vec![0u8; 7001];
+                while got.len() < len {
+                    let n = s.read(&mut buf).expect("read");
+                    assert!(n > 0, "early end at {}", got.len());
+                    got.extend_from_slice(&buf[..n]);
+                    if got.len() % 8 == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                got
+            },
+            |conn| async move {
+                set_opt(conn.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 4096).expect("sndbuf");
+                conn.send_file(&file, 0, len as u64)
+                    .await
+                    .expect("send_file");
+            },
+        );
+        assert!(got == bytes, "bytes differ");
+        remove(&path);
+    }
+
+    /// A peer that closes with bytes unread resets the connection; the
+    /// sender gets an error on either path, not a hang.
+    #[test]
+    fn a_peer_closing_mid_send_is_an_error_not_a_hang() {
+        let bytes = payload(32 * MIB);
+        let len = bytes.len() as u64;
+        let path = temp_file("closing", &bytes);
+        for cached in [true, false] {
+            if cached {
+                touch(&path, 0, bytes.len());
+            } else {
+                evict(&path);
+            }
+            let file = File::open_read(&path).expect("open");
+            pair(
+                |mut s| {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    s.read_exact(&mut buf).expect("first bytes");
+                    drop(s);
+                },
+                |conn| async move {
+                    let sent =
+                        time::timeout(Duration::from_secs(20), conn.send_file(&file, 0, len))
+                            .await
+                            .expect("send_file must end when the peer goes away");
+                    let err = sent.expect_err("the peer took 64 KiB of 32 MiB");
+                    assert!(
+                        matches!(
+                            err.kind(),
+                            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                        ),
+                        "cached={cached}: {err}"
+                    );
+                },
+            );
+        }
+        remove(&path);
+    }
+
+    /// After `sendfile` made the socket non-blocking, the ring's receive
+    /// and send still wait for the peer instead of failing with EAGAIN.
+    #[test]
+    fn recv_and_send_still_wait_after_a_sendfile_step() {
+        let bytes = payload(MIB);
+        let path = temp_file("nonblocking", &bytes);
+        touch(&path, 0, bytes.len());
+        let file = File::open_read(&path).expect("open");
+        let len = bytes.len();
+        let (got, tail) = pair(
+            move |mut s| {
+                let got = read_all(s.try_clone().expect("clone"), len);
+                std::thread::sleep(Duration::from_millis(100));
+                s.write_all(b"later").expect("write");
+                let mut tail = [0u8; 4];
+                s.read_exact(&mut tail).expect("read tail");
+                (got, tail)
+            },
+            |conn| async move {
+                conn.send_file(&file, 0, len as u64)
+                    .await
+                    .expect("send_file");
+                let (r, buf) = conn.recv(Vec::new(), 16).await;
+                assert_eq!(r.expect("recv waits for the peer"), 5);
+                assert_eq!(&buf, b"later");
+                let (r, _) = conn.send_all(b"done".to_vec()).await;
+                r.expect("send");
+            },
+        );
+        assert!(got == bytes, "bytes differ");
+        assert_eq!(&tail, b"done");
+        remove(&path);
     }
 }
