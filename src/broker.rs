@@ -179,6 +179,14 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
         stopping: AtomicBool::new(false),
         config,
     });
+    crate::cluster::install(&coordinator, shared.clone());
+    // The tree says which partitions are this broker's: wait until it
+    // answers with this broker registered.
+    if crate::cluster::wait_registered(std::time::Duration::from_secs(30)).is_none() {
+        eprintln!(
+            "warning: not registered with the coordinator after 30 s; opening the cached topics"
+        );
+    }
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let threads = shard::start(shared.clone(), move |shard: std::rc::Rc<Shard>| {
         let ready = ready_tx.clone();
@@ -215,6 +223,14 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     );
     let signal = wait_for_signal(&signals);
     eprintln!("received signal {signal}: shutting down");
+    if shared.config.controlled_shutdown_enable {
+        // Leadership moves away first, so producers fail over at once
+        // instead of waiting for the session to expire.
+        let wait = std::time::Duration::from_millis(shared.config.controlled_shutdown_max_wait_ms);
+        if let Err(e) = coordinator.controlled_shutdown(wait) {
+            eprintln!("controlled shutdown: {e}; stopping anyway");
+        }
+    }
     stop_all(&shared);
     let mut failure = None;
     for t in threads {
@@ -251,7 +267,9 @@ async fn shard_main(
     let snapshot = shard.shared.metadata.snapshot();
     for topic in snapshot.topics.values() {
         for index in 0..topic.partitions {
-            if shard.shared.owner(topic, index) == shard.id {
+            if shard.shared.owner(topic, index) == shard.id
+                && crate::cluster::is_replica(&topic.name, index)
+            {
                 if let Err(e) = shard.open_partition(topic.clone(), index).await {
                     let _ = ready.send(Err(e.clone()));
                     return Err(e);
@@ -259,6 +277,7 @@ async fn shard_main(
             }
         }
     }
+    ringtail_io::rt::spawn(crate::cluster::ticker(shard.clone()));
     if let Err(e) = crate::group::start(&shard).await {
         let _ = ready.send(Err(e.clone()));
         return Err(e);

@@ -28,6 +28,7 @@
 
 pub mod admin;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod coordinator;

@@ -203,6 +203,8 @@ pub struct Metadata {
     /// Whether the cache file carries [`MIRROR_MARK`]: the tree was read
     /// (and the cache migrated) at least once.
     mirrored: bool,
+    /// When this broker last changed the table itself.
+    last_local_change: Mutex<Option<std::time::Instant>>,
 }
 
 const FILE: &str = "topics";
@@ -233,6 +235,7 @@ impl Metadata {
             path,
             store: None,
             mirrored: false,
+            last_local_change: Mutex::new(None),
         })
     }
 
@@ -324,6 +327,10 @@ impl Metadata {
             None => self.persist(&snapshot)?,
         }
         self.current.store(Arc::new(snapshot));
+        *self
+            .last_local_change
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
         Ok(out)
     }
 
@@ -345,6 +352,39 @@ impl Metadata {
             path: self.path.clone(),
             reason: e.to_string(),
         })
+    }
+
+    /// Makes the table what the tree says (topics other brokers created,
+    /// changed or deleted), without writing the tree. Called with every
+    /// new view of the tree; a no-op when nothing differs. Removals wait a
+    /// second after this broker's own last change, so a view built just
+    /// before that change cannot take its topic away for a moment.
+    pub fn follow_tree(&self, topics: BTreeMap<String, Arc<TopicMeta>>) {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.current.load_full();
+        let recent = self
+            .last_local_change
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1));
+        let mut next = topics;
+        if recent {
+            for (name, t) in &current.topics {
+                next.entry(name.clone()).or_insert_with(|| t.clone());
+            }
+        }
+        let same = next.len() == current.topics.len()
+            && next
+                .iter()
+                .all(|(name, t)| current.topics.get(name).is_some_and(|c| **c == **t));
+        if same {
+            return;
+        }
+        let snapshot = Snapshot { topics: next };
+        if let Err(e) = self.persist(&snapshot) {
+            eprintln!("metadata: cannot update the cache: {e}");
+        }
+        self.current.store(Arc::new(snapshot));
     }
 
     pub fn create_topic(

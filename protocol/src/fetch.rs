@@ -56,6 +56,10 @@ pub struct FetchRequest<'a> {
     pub cluster_id: Option<&'a str>,
     /// -1 for consumers, the follower's broker id for replication.
     pub replica_id: NodeId,
+    /// The follower's broker epoch, -1 when absent: Fetch v15's
+    /// `ReplicaState.ReplicaEpoch` (tagged field 1, KIP-903), which
+    /// Ringtail's followers also send with v12.
+    pub replica_epoch: i64,
     pub max_wait_ms: i32,
     pub min_bytes: i32,
     pub max_bytes: i32,
@@ -156,10 +160,18 @@ impl<'a> FetchRequest<'a> {
             ""
         };
         let mut cluster_id = None;
+        let mut replica_epoch = -1;
         if flexible {
             r.tagged_fields(|tag, data| {
-                if tag == 0 {
-                    cluster_id = Reader::new(data).compact_nullable_string()?;
+                match tag {
+                    0 => cluster_id = Reader::new(data).compact_nullable_string()?,
+                    1 => {
+                        // ReplicaState: ReplicaId int32, ReplicaEpoch int64.
+                        let mut state = Reader::new(data);
+                        let _id = state.i32()?;
+                        replica_epoch = state.i64()?;
+                    }
+                    _ => {}
                 }
                 Ok(())
             })?;
@@ -167,6 +179,7 @@ impl<'a> FetchRequest<'a> {
         Ok(FetchRequest {
             cluster_id,
             replica_id,
+            replica_epoch,
             max_wait_ms,
             min_bytes,
             max_bytes,

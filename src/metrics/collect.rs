@@ -347,15 +347,33 @@ fn partitions(f: &mut Families, shared: &Shared, shards: &[ShardSnapshot]) {
         f,
         |p| f64::from(p.replicas),
     );
-    gauge(
+    // ISR, leaders and liveness come from the coordinator's tree (the
+    // controller's partition states); a lone broker without a view leads
+    // everything it holds, with an ISR of one.
+    let view = crate::cluster::view();
+    let state = |topic: &str, index: i32| {
+        view.as_ref()
+            .and_then(|v| v.topics.get(topic))
+            .and_then(|t| t.partitions.get(index as usize))
+            .cloned()
+    };
+    let live = |id: i32| view.as_ref().is_none_or(|v| v.brokers.contains_key(&id));
+    f.gauges(
         "ringtail_partition_in_sync_replicas",
-        "Replicas in the ISR (the leader alone while replication does not run; 0 when offline).",
-        f,
-        |p| if p.failed { 0.0 } else { 1.0 },
+        "Replicas in the ISR, as the partition state in the coordinator records it (0 when the log failed).",
+        parts.iter().map(|p| {
+            let isr = match state(&p.topic, p.partition) {
+                _ if p.failed => 0,
+                Some(s) => s.isr.len(),
+                None => 1,
+            };
+            (tp(&p.topic, p.partition), isr as f64)
+        }),
     );
-    // A partition is offline when its log failed or when no shard holds
-    // it although the topic table lists it; under-replicated when it is
-    // online with fewer in-sync replicas than assigned.
+    // A partition is offline when its log failed, when it has no live
+    // leader, or when no shard holds it although the tree assigns it
+    // here; under-replicated when this broker leads it with fewer
+    // in-sync replicas than assigned.
     let held: HashSet<(&str, i32)> = parts
         .iter()
         .map(|p| (p.topic.as_str(), p.partition))
@@ -364,20 +382,30 @@ fn partitions(f: &mut Families, shared: &Shared, shards: &[ShardSnapshot]) {
     let answered: HashSet<usize> = shards.iter().map(|s| s.shard).collect();
     let mut offline: Vec<(String, i32)> = parts
         .iter()
-        .filter(|p| p.failed)
+        .filter(|p| {
+            p.failed
+                || state(&p.topic, p.partition)
+                    .is_some_and(|s| s.leader < 0 || !live(s.leader))
+        })
         .map(|p| (p.topic.clone(), p.partition))
         .collect();
     for topic in snapshot.topics.values() {
         for index in 0..topic.partitions {
             let owner = shared.owner(topic, index).0;
-            if answered.contains(&owner) && !held.contains(&(topic.name.as_str(), index)) {
+            if answered.contains(&owner)
+                && crate::cluster::is_replica(&topic.name, index)
+                && !held.contains(&(topic.name.as_str(), index))
+            {
                 offline.push((topic.name.clone(), index));
             }
         }
     }
     let under: Vec<(String, i32)> = parts
         .iter()
-        .filter(|p| !p.failed && i64::from(p.replicas) > 1)
+        .filter(|p| !p.failed && p.leader && i64::from(p.replicas) > 1)
+        .filter(|p| {
+            state(&p.topic, p.partition).is_some_and(|s| s.isr.len() < s.replicas.len())
+        })
         .map(|p| (p.topic.clone(), p.partition))
         .collect();
     let offline_set: HashSet<&(String, i32)> = offline.iter().collect();
@@ -391,7 +419,7 @@ fn partitions(f: &mut Families, shared: &Shared, shards: &[ShardSnapshot]) {
     all.dedup();
     f.gauges(
         "ringtail_partition_offline",
-        "1 when the partition has no serving leader (its log failed, or it is not open).",
+        "1 when the partition has no serving leader (its log failed, no live broker leads it, or it is not open).",
         all.iter().map(|(t, i)| {
             (
                 tp(t, *i),
@@ -401,7 +429,7 @@ fn partitions(f: &mut Families, shared: &Shared, shards: &[ShardSnapshot]) {
     );
     f.gauges(
         "ringtail_partition_under_replicated",
-        "1 when the partition is online with fewer in-sync replicas than assigned.",
+        "1 when this broker leads the partition with fewer in-sync replicas than assigned.",
         all.iter().map(|(t, i)| {
             (
                 tp(t, *i),
@@ -419,18 +447,54 @@ fn partitions(f: &mut Families, shared: &Shared, shards: &[ShardSnapshot]) {
         "Partitions this broker leads with fewer in-sync replicas than assigned (Kafka's UnderReplicatedPartitions).",
         [(vec![], under.len() as f64)],
     );
-    // Followers are tracked per partition once replication runs; until
-    // then no partition has one, so the per-replica families have no
-    // series and the per-partition maxima are 0.
+    // Per follower of each partition this broker leads: how far behind
+    // the leader's log end it is (a follower that has not fetched in this
+    // epoch counts as the whole log behind) and for how long it has not
+    // caught up.
+    let lag_offsets = |p: &super::shard::PartitionSnapshot, leo: Option<i64>| {
+        leo.unwrap_or(p.log_end - p.log_start).max(0) as f64
+    };
+    f.gauges(
+        "ringtail_replica_lag_offsets",
+        "Offsets a follower replica is behind the leader's log end (leader's view).",
+        parts.iter().flat_map(|p| {
+            p.followers.iter().map(move |(id, leo, _)| {
+                let mut labels = tp(&p.topic, p.partition);
+                labels.push(("replica", id.to_string()));
+                (labels, lag_offsets(p, *leo))
+            })
+        }),
+    );
+    f.gauges(
+        "ringtail_replica_lag_seconds",
+        "Seconds since a follower replica was last caught up with the leader (leader's view).",
+        parts.iter().flat_map(|p| {
+            p.followers.iter().map(move |(id, _, secs)| {
+                let mut labels = tp(&p.topic, p.partition);
+                labels.push(("replica", id.to_string()));
+                (labels, *secs)
+            })
+        }),
+    );
     f.gauges(
         "ringtail_partition_replica_lag_max_offsets",
         "Largest lag of a follower replica behind the leader's log end, in offsets (0 without followers).",
-        parts.iter().map(|p| (tp(&p.topic, p.partition), 0.0)),
+        parts.iter().map(|p| {
+            let max = p
+                .followers
+                .iter()
+                .map(|(_, leo, _)| lag_offsets(p, *leo))
+                .fold(0.0, f64::max);
+            (tp(&p.topic, p.partition), max)
+        }),
     );
     f.gauges(
         "ringtail_partition_replica_lag_max_seconds",
         "Longest time a follower replica has not caught up with the leader, in seconds (0 without followers).",
-        parts.iter().map(|p| (tp(&p.topic, p.partition), 0.0)),
+        parts.iter().map(|p| {
+            let max = p.followers.iter().map(|(_, _, s)| *s).fold(0.0, f64::max);
+            (tp(&p.topic, p.partition), max)
+        }),
     );
 }
 

@@ -142,6 +142,12 @@ pub struct PartitionSnapshot {
     pub segments: usize,
     /// The log refuses writes after a failed write or sync.
     pub failed: bool,
+    /// Replicated partitions: whether this broker leads it now.
+    pub leader: bool,
+    /// Leader only: each follower's lag behind the log end in offsets
+    /// (None: it has not fetched in this epoch) and in seconds since it
+    /// last caught up.
+    pub followers: Vec<(i32, Option<i64>, f64)>,
 }
 
 /// A committed offset held by a group coordinator on this shard.
@@ -179,6 +185,24 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         .map(|p| {
             let offsets = p.log.offsets();
             let stats = p.log.stats();
+            let repl = p.replication();
+            let leader = repl
+                .as_ref()
+                .is_some_and(|r| r.role() == crate::replication::RoleKind::Leader);
+            let followers = match (&repl, leader) {
+                (Some(r), true) => r
+                    .follower_lag()
+                    .into_iter()
+                    .map(|(id, leo, since_ms)| {
+                        (
+                            id.0,
+                            leo.map(|o| (offsets.written.0 - o.0).max(0)),
+                            since_ms.max(0) as f64 / 1000.0,
+                        )
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
             PartitionSnapshot {
                 topic: p.topic.name.clone(),
                 partition: p.index,
@@ -189,6 +213,8 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
                 size_bytes: stats.size_bytes,
                 segments: stats.segments,
                 failed: p.log.failure().is_some(),
+                leader: leader || !p.is_replicated(),
+                followers,
             }
         })
         .collect();

@@ -7,11 +7,13 @@
 
 pub mod checkpoint;
 pub mod producers;
+pub mod replica;
 pub mod snapshot;
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -33,6 +35,11 @@ pub struct Partition {
     pub producers: RefCell<producers::ProducerStates>,
     /// When producer snapshots are taken (see [`snapshot`]).
     producer_snapshots: ProducerSnapshots,
+    /// The broker's settings (replication reads several).
+    pub broker: BrokerConfig,
+    /// Replication state, when the partition has more than one replica
+    /// and the controller has given its first order (see [`replica`]).
+    repl: RefCell<Option<Rc<replica::ReplState>>>,
 }
 
 /// Producer snapshot bookkeeping of one partition.
@@ -164,11 +171,47 @@ impl Partition {
             waiters: RefCell::new(Vec::new()),
             producers: RefCell::new(producers),
             producer_snapshots: snapshots,
+            broker: broker.clone(),
+            repl: RefCell::new(None),
         })
     }
 
+    /// What consumers may read below: the core's HW on a replicated
+    /// partition, else the written log end (the ISR is the leader alone).
     pub fn high_watermark(&self) -> Offset {
-        self.log.offsets().written
+        match self.replication() {
+            Some(r) => Offset(r.high_watermark().0),
+            None => self.log.offsets().written,
+        }
+    }
+
+    /// Whether the assignment names other replicas (the core decides who
+    /// leads); such a partition takes writes only as leader.
+    pub fn is_replicated(&self) -> bool {
+        self.topic.replication_factor > 1
+    }
+
+    /// Wakes the parked fetches (data or HW moved).
+    pub fn wake_waiters(&self) {
+        for waiter in self.waiters.borrow_mut().drain(..) {
+            waiter.wake();
+        }
+    }
+
+    /// Rebuilds the idempotent producers' state from the log as it now
+    /// stands (after a truncation): snapshots past the end are dropped
+    /// and the rest replayed, as Kafka's `loadProducerState` does.
+    pub async fn reload_producers(&self) -> Result<(), LogError> {
+        let end = self.log.offsets().log_end.0;
+        if let Ok(offsets) = snapshot::list(self.log.dir()) {
+            for o in offsets.into_iter().filter(|&o| o > end) {
+                let _ = std::fs::remove_file(self.log.dir().join(snapshot::file_name(o)));
+            }
+        }
+        let (state, loaded) = snapshot::load(&self.log).await?;
+        *self.producers.borrow_mut() = state;
+        self.producer_snapshots.last_offset.set(loaded.snapshot);
+        Ok(())
     }
 
     pub fn log_start(&self) -> Offset {

@@ -154,6 +154,7 @@
 
 pub mod election;
 pub mod epochs;
+pub mod fetcher;
 mod follower;
 mod leader;
 #[cfg(test)]

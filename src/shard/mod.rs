@@ -101,6 +101,7 @@ impl Shard {
             .borrow_mut()
             .remove(&(topic.to_string(), index));
         if let Some(p) = p {
+            p.stop_replication();
             p.log
                 .clone()
                 .close()

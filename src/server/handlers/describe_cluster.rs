@@ -39,16 +39,22 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
         }
         return respond(header, &response);
     }
-    let advertised = config.advertised();
-    let broker = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(config.broker_id))
-        .with_host(str_bytes(&advertised.host))
-        .with_port(i32::from(advertised.port))
-        .with_rack(None);
+    let view = crate::cluster::view();
+    let (brokers, controller) = super::metadata::brokers(config, view.as_deref());
+    let brokers = brokers
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(b.node_id)
+                .with_host(b.host)
+                .with_port(b.port)
+                .with_rack(b.rack)
+        })
+        .collect();
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKERS)
         .with_cluster_id(str_bytes(&shard.shared.cluster_id))
-        .with_controller_id(BrokerId(config.broker_id))
-        .with_brokers(vec![broker]);
+        .with_controller_id(BrokerId(controller))
+        .with_brokers(brokers);
     respond(header, &response)
 }

@@ -18,7 +18,9 @@ use ringtail_protocol::fetch::{
 use ringtail_protocol::{ErrorCode, Offset, PartitionId};
 
 use super::log_error_code;
-use crate::partition::DataWaiter;
+use crate::partition::{DataWaiter, Partition};
+use crate::replication::{Correlation, FetchResult, Input, Message, Output, RoleKind};
+use ringtail_protocol::{LeaderEpoch, NodeId};
 use crate::server::{Header, Response};
 use crate::shard::{self, Shard, ShardId};
 
@@ -41,6 +43,17 @@ struct Target {
     offset: i64,
     max_bytes: u64,
     owner: Option<ShardId>,
+    current_leader_epoch: i32,
+    last_fetched_epoch: i32,
+}
+
+/// A follower's Fetch: who sent it, in which life, and the request's
+/// correlation id (the core matches answers by it).
+#[derive(Clone, Copy)]
+struct Replica {
+    id: i32,
+    epoch: i64,
+    correlation: i32,
 }
 
 /// One partition's answer, produced on its owner shard.
@@ -51,6 +64,8 @@ struct PartitionRead {
     slice: Option<FileSlice>,
     /// Offsets the slice moves the consumer past (for metrics).
     served: u64,
+    /// KIP-320: where a follower's log diverges from ours.
+    diverging: Option<(i32, i64)>,
 }
 
 impl PartitionRead {
@@ -61,6 +76,7 @@ impl PartitionRead {
             log_start: -1,
             slice: None,
             served: 0,
+            diverging: None,
         }
     }
 
@@ -75,11 +91,11 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
         Ok(r) => r,
         Err(e) => return Response::Close(format!("malformed Fetch v{version}: {e}")),
     };
-    if request.is_from_follower() {
-        return Response::Close(
-            "replica fetches need replication, which this broker does not run".into(),
-        );
-    }
+    let replica = request.is_from_follower().then_some(Replica {
+        id: request.replica_id.0,
+        epoch: request.replica_epoch,
+        correlation: header.correlation_id.0,
+    });
     let snapshot = shard.shared.metadata.snapshot();
     let targets: Vec<Target> = request
         .topics
@@ -96,6 +112,8 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
                     .as_ref()
                     .filter(|m| p.partition.0 >= 0 && p.partition.0 < m.partitions)
                     .map(|m| shared.owner(m, p.partition.0)),
+                current_leader_epoch: p.current_leader_epoch.0,
+                last_fetched_epoch: p.last_fetched_epoch.0,
             })
         })
         .collect();
@@ -103,16 +121,16 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
     let min_bytes = request.min_bytes.max(0) as u64;
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let reads = loop {
-        let reads = read_all(&targets, max_bytes).await;
+        let reads = read_all(&targets, max_bytes, replica).await;
         let total: u64 = reads.iter().map(PartitionRead::bytes).sum();
         let failed = reads.iter().any(|r| r.error != ErrorCode::None);
         let now = Instant::now();
         if total >= min_bytes.max(1) || failed || now >= deadline {
             break reads;
         }
-        wait_for_data(&targets, deadline - now).await;
+        wait_for_data(&targets, deadline - now, replica.is_some()).await;
         if Instant::now() >= deadline {
-            break read_all(&targets, max_bytes).await;
+            break read_all(&targets, max_bytes, replica).await;
         }
     };
     let aborted: &[ringtail_protocol::fetch::AbortedTransaction] = &[];
@@ -140,6 +158,12 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
             partition.last_stable_offset = Offset(read.high_watermark);
             partition.log_start_offset = Offset(read.log_start);
         }
+        if let Some((epoch, end_offset)) = read.diverging {
+            partition.diverging_epoch = Some(ringtail_protocol::fetch::EpochEndOffset {
+                epoch: ringtail_protocol::LeaderEpoch(epoch),
+                end_offset: Offset(end_offset),
+            });
+        }
         if request.isolation_level == IsolationLevel::ReadCommitted {
             partition.aborted_transactions = Some(aborted);
         }
@@ -162,7 +186,11 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
 
 /// Reads every target, one job per owner shard, within `max_bytes` for the
 /// whole response (the first batch always comes whole).
-async fn read_all(targets: &[Target], max_bytes: u64) -> Vec<PartitionRead> {
+async fn read_all(
+    targets: &[Target],
+    max_bytes: u64,
+    replica: Option<Replica>,
+) -> Vec<PartitionRead> {
     let mut reads: Vec<Option<PartitionRead>> = (0..targets.len()).map(|_| None).collect();
     let mut owners: Vec<ShardId> = targets.iter().filter_map(|t| t.owner).collect();
     owners.sort_by_key(|s| s.0);
@@ -177,7 +205,7 @@ async fn read_all(targets: &[Target], max_bytes: u64) -> Vec<PartitionRead> {
             .collect();
         let budget = max_bytes.saturating_sub(used);
         let first = used == 0;
-        let answers = shard::run_on(owner, move || read_on_owner(batch, budget, first))
+        let answers = shard::run_on(owner, move || read_on_owner(batch, budget, first, replica))
             .await
             .unwrap_or_default();
         for (i, read) in answers {
@@ -195,24 +223,48 @@ async fn read_on_owner(
     batch: Vec<(usize, Target)>,
     mut budget: u64,
     mut first: bool,
+    replica: Option<Replica>,
 ) -> Vec<(usize, PartitionRead)> {
     let shard = shard::current();
     let mut out = Vec::with_capacity(batch.len());
     for (i, t) in batch {
         let Some(p) = shard.partition(&t.topic, t.partition) else {
-            out.push((i, PartitionRead::failed(ErrorCode::UnknownTopicOrPartition)));
+            let code = if crate::cluster::is_replica(&t.topic, t.partition) {
+                ErrorCode::UnknownTopicOrPartition
+            } else {
+                ErrorCode::NotLeaderOrFollower
+            };
+            out.push((i, PartitionRead::failed(code)));
             continue;
         };
-        let hw = p.high_watermark();
+        // Where this fetch may read up to: the HW for consumers, what the
+        // replication core allows for a follower.
+        let (start, hw, read_end) = match replica {
+            Some(r) => match serve_follower(&p, &t, r) {
+                Ok(range) => range,
+                Err(read) => {
+                    out.push((i, read));
+                    continue;
+                }
+            },
+            None => {
+                if let Err(code) = check_leader(&p, t.current_leader_epoch) {
+                    out.push((i, PartitionRead::failed(code)));
+                    continue;
+                }
+                let hw = p.high_watermark();
+                (t.offset, hw, hw)
+            }
+        };
         let log_start = p.log_start().0;
         let limit = t.max_bytes.min(budget);
         let read = if limit == 0 && !first {
             Ok((None, 0))
         } else {
             p.log
-                .read(LogOffset(t.offset), limit.max(1), Some(hw))
+                .read(LogOffset(start), limit.max(1), Some(read_end))
                 .await
-                .map(|r| (r.slice, (r.next_offset.0 - t.offset).max(0) as u64))
+                .map(|r| (r.slice, (r.next_offset.0 - start).max(0) as u64))
         };
         let read = match read {
             Ok((slice, served)) => {
@@ -225,6 +277,7 @@ async fn read_on_owner(
                     log_start,
                     slice,
                     served,
+                    diverging: None,
                 }
             }
             Err(e) => PartitionRead {
@@ -242,6 +295,7 @@ async fn read_on_owner(
                 log_start,
                 slice: None,
                 served: 0,
+                diverging: None,
             },
         };
         out.push((i, read));
@@ -249,8 +303,104 @@ async fn read_on_owner(
     out
 }
 
-/// Parks until one of the partitions gets data or `wait` passes.
-async fn wait_for_data(targets: &[Target], wait: Duration) {
+/// A consumer reads a replicated partition from its leader only, in the
+/// leader's epoch when it names one (KIP-320).
+fn check_leader(p: &Partition, current_leader_epoch: i32) -> Result<(), ErrorCode> {
+    let Some(r) = p.replication() else {
+        return if p.is_replicated() {
+            Err(ErrorCode::NotLeaderOrFollower)
+        } else {
+            Ok(())
+        };
+    };
+    if r.role() != RoleKind::Leader {
+        return Err(ErrorCode::NotLeaderOrFollower);
+    }
+    let ours = r.leader_epoch().0;
+    match current_leader_epoch {
+        e if e < 0 || e == ours => Ok(()),
+        e if e < ours => Err(ErrorCode::FencedLeaderEpoch),
+        _ => Err(ErrorCode::UnknownLeaderEpoch),
+    }
+}
+
+/// A follower's fetch of one partition, through the replication core:
+/// the range to send `(from, hw, end)`, or the answer instead of records.
+fn serve_follower(
+    p: &Rc<Partition>,
+    t: &Target,
+    r: Replica,
+) -> Result<(i64, LogOffset, LogOffset), PartitionRead> {
+    if p.replication().is_none() {
+        return Err(PartitionRead::failed(ErrorCode::NotLeaderOrFollower));
+    }
+    let correlation = Correlation(r.correlation as u32 as u64);
+    let outputs = p.step(Input::Message {
+        from: NodeId(r.id),
+        msg: Message::Fetch {
+            correlation,
+            replica_epoch: r.epoch,
+            current_leader_epoch: LeaderEpoch(t.current_leader_epoch),
+            fetch_offset: Offset(t.offset),
+            last_fetched_epoch: LeaderEpoch(t.last_fetched_epoch),
+        },
+    });
+    let mut answer = None;
+    let mut rest = Vec::with_capacity(outputs.len());
+    for o in outputs {
+        match o {
+            Output::ServeFetch {
+                to,
+                correlation: c,
+                read_from,
+                read_end,
+                high_watermark,
+            } if to.0 == r.id && c == correlation => {
+                answer = Some(Ok((read_from.0, LogOffset(high_watermark.0), LogOffset(read_end.0))))
+            }
+            Output::Send {
+                to,
+                msg:
+                    Message::FetchResponse {
+                        correlation: c,
+                        result,
+                    },
+            } if to.0 == r.id && c == correlation => {
+                answer = Some(Err(match result {
+                    FetchResult::Error(e) => {
+                        PartitionRead::failed(crate::partition::replica::error_code(e))
+                    }
+                    FetchResult::Diverging {
+                        diverging,
+                        high_watermark,
+                    } => PartitionRead {
+                        error: ErrorCode::None,
+                        high_watermark: high_watermark.0,
+                        log_start: p.log_start().0,
+                        slice: None,
+                        served: 0,
+                        diverging: Some((diverging.leader_epoch.0, diverging.end_offset.0)),
+                    },
+                    FetchResult::Records { high_watermark, .. } => PartitionRead {
+                        error: ErrorCode::None,
+                        high_watermark: high_watermark.0,
+                        log_start: p.log_start().0,
+                        slice: None,
+                        served: 0,
+                        diverging: None,
+                    },
+                }))
+            }
+            other => rest.push(other),
+        }
+    }
+    p.apply(rest);
+    answer.unwrap_or_else(|| Err(PartitionRead::failed(ErrorCode::NotLeaderOrFollower)))
+}
+
+/// Parks until one of the partitions gets data or `wait` passes: data
+/// under the HW for a consumer, any written data for a follower.
+async fn wait_for_data(targets: &[Target], wait: Duration, follower: bool) {
     let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
     let waiter = DataWaiter::new(waker);
     for t in targets {
@@ -260,7 +410,12 @@ async fn wait_for_data(targets: &[Target], wait: Duration) {
         let _ = shard::run_on(owner, move || async move {
             if let Some(p) = shard::current().partition(&topic, partition) {
                 // Data that arrived since the read counts at once.
-                if p.high_watermark().0 > offset {
+                let end = if follower {
+                    p.log.offsets().written
+                } else {
+                    p.high_watermark()
+                };
+                if end.0 > offset {
                     waiter.wake();
                 } else {
                     p.wait_for_data(waiter);

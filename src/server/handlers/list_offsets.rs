@@ -49,15 +49,18 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
             };
             let owner = shard.shared.owner(meta, index);
             let (topic, timestamp) = (name.clone(), p.timestamp);
-            let found = shard::run_on(owner, move || lookup(topic, index, timestamp))
-                .await
-                .unwrap_or(Err(ErrorCode::NotLeaderOrFollower));
+            let found = shard::run_on(owner, move || async move {
+                let epoch = leader_epoch(&topic, index)?;
+                lookup(topic, index, timestamp).await.map(|(ts, o)| (ts, o, epoch))
+            })
+            .await
+            .unwrap_or(Err(ErrorCode::NotLeaderOrFollower));
             partitions.push(match found {
-                Ok((ts, offset)) if header.api_version >= 4 => answer
+                Ok((ts, offset, epoch)) if header.api_version >= 4 => answer
                     .with_timestamp(ts)
                     .with_offset(offset)
-                    .with_leader_epoch(0),
-                Ok((ts, offset)) => answer.with_timestamp(ts).with_offset(offset),
+                    .with_leader_epoch(epoch),
+                Ok((ts, offset, _)) => answer.with_timestamp(ts).with_offset(offset),
                 Err(code) => answer
                     .with_error_code(code.code())
                     .with_timestamp(-1)
@@ -71,6 +74,25 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
         );
     }
     respond(header, &ListOffsetsResponse::default().with_topics(topics))
+}
+
+/// Runs on the owner shard: the leader epoch to report, or why this
+/// broker cannot answer (a replicated partition answers on its leader).
+fn leader_epoch(topic: &str, index: i32) -> Result<i32, ErrorCode> {
+    let Some(p) = shard::current().partition(topic, index) else {
+        return Err(if crate::cluster::is_replica(topic, index) {
+            ErrorCode::UnknownTopicOrPartition
+        } else {
+            ErrorCode::NotLeaderOrFollower
+        });
+    };
+    if !p.is_replicated() {
+        return Ok(0);
+    }
+    match p.replication() {
+        Some(r) if r.role() == crate::replication::RoleKind::Leader => Ok(r.leader_epoch().0),
+        _ => Err(ErrorCode::NotLeaderOrFollower),
+    }
 }
 
 /// Runs on the owner shard: (timestamp, offset), -1/-1 when no record

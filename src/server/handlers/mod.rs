@@ -27,6 +27,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 
@@ -96,6 +97,9 @@ pub async fn dispatch(
         ApiKey::LeaveGroup => leave_group::handle(&header, &frame[body_offset..], &shard).await,
         ApiKey::OffsetCommit => offset_commit::handle(&header, &frame[body_offset..], &shard).await,
         ApiKey::OffsetFetch => offset_fetch::handle(&header, &frame[body_offset..], &shard).await,
+        ApiKey::OffsetForLeaderEpoch => {
+            offset_for_leader_epoch::handle(&header, &frame[body_offset..], &shard).await
+        }
         ApiKey::ListGroups => list_groups::handle(&header, &frame[body_offset..], &shard).await,
         ApiKey::DescribeGroups => {
             describe_groups::handle(&header, &frame[body_offset..], &shard).await
@@ -171,7 +175,17 @@ pub async fn open_partitions(
     topic: &Arc<TopicMeta>,
     from: i32,
 ) -> Result<(), String> {
+    // The assignment is in the tree; the view shows it a tick later.
+    crate::cluster::wait_for_topic(
+        &topic.name,
+        topic.partitions,
+        std::time::Duration::from_secs(5),
+    )
+    .await;
     for index in from..topic.partitions {
+        if !crate::cluster::is_replica(&topic.name, index) {
+            continue;
+        }
         let owner = shard.shared.owner(topic, index);
         let topic = topic.clone();
         shard::run_on(owner, move || async move {

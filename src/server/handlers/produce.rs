@@ -48,7 +48,7 @@ pub async fn handle(
     shard: &Rc<Shard>,
 ) -> Response {
     let version = header.api_version;
-    let (acks, plans) = {
+    let (acks, timeout_ms, plans) = {
         let base = frame.as_ptr() as usize;
         let request = match ProduceRequest::decode(version, &frame[body_offset..]) {
             Ok(r) => r,
@@ -107,7 +107,7 @@ pub async fn handle(
                 });
             }
         }
-        (acks, plans)
+        (acks, request.timeout_ms, plans)
     };
     // Cut each batch out of the request buffer (no copy): the pieces are
     // disjoint, so each is an owned, mutable BytesMut the log can patch.
@@ -132,14 +132,10 @@ pub async fn handle(
             append_times.push((appends.len(), now));
         }
         cut = range.end;
-        let (topic, index, owner, durable) = (
-            plan.topic.clone(),
-            plan.index,
-            *owner,
-            acks == Some(Acks::All),
-        );
+        let (topic, index, owner) = (plan.topic.clone(), plan.index, *owner);
+        let acks = acks.unwrap_or(Acks::Leader);
         appends.push(Some(rt::spawn(async move {
-            shard::run_on(owner, move || append(topic, index, batch, durable))
+            shard::run_on(owner, move || append(topic, index, batch, acks, timeout_ms))
                 .await
                 .unwrap_or(Err(ErrorCode::NotLeaderOrFollower))
         })));
@@ -208,12 +204,22 @@ async fn append(
     topic: String,
     index: i32,
     batch: BytesMut,
-    durable: bool,
+    acks: Acks,
+    timeout_ms: i32,
 ) -> Result<(LogOffset, LogOffset), ErrorCode> {
     let shard = shard::current();
-    let partition = shard
-        .partition(&topic, index)
-        .ok_or(ErrorCode::UnknownTopicOrPartition)?;
+    let Some(partition) = shard.partition(&topic, index) else {
+        // The topic exists (the caller checked): another broker holds it.
+        return Err(if crate::cluster::is_replica(&topic, index) {
+            ErrorCode::UnknownTopicOrPartition
+        } else {
+            ErrorCode::NotLeaderOrFollower
+        });
+    };
+    if partition.is_replicated() {
+        return append_replicated(partition, batch, acks, timeout_ms).await;
+    }
+    let durable = acks == Acks::All;
     let view = RecordBatch::new(&batch).map_err(|e| e.error_code())?;
     let base = partition.log.offsets().log_end.0;
     // The offsets the batch will get: the log assigns the log end at
@@ -278,4 +284,81 @@ async fn append(
             })?;
     }
     Ok((info.base_offset, partition.log_start()))
+}
+
+/// A partition with several replicas: the replication core assigns the
+/// offsets and answers (`acks=all` once the HW passes the batch, that is
+/// once every ISR member has it durable). Runs on the owner shard; the
+/// idempotence check, the core's step and the log's enqueue happen
+/// without an await in between.
+async fn append_replicated(
+    partition: Rc<crate::partition::Partition>,
+    batch: BytesMut,
+    acks: Acks,
+    timeout_ms: i32,
+) -> Result<(LogOffset, LogOffset), ErrorCode> {
+    use crate::replication::Acks as ReplAcks;
+    let view = RecordBatch::new(&batch).map_err(|e| e.error_code())?;
+    let delta = i64::from(view.last_offset_delta());
+    let records = u32::try_from(delta + 1).map_err(|_| ErrorCode::CorruptMessage)?;
+    let idempotent = batch_info(&view);
+    if let Some(b) = idempotent {
+        let check =
+            partition
+                .producers
+                .borrow()
+                .check(b.producer_id, b.epoch, b.first_seq, b.last_seq);
+        match check {
+            Check::Append => {}
+            Check::Duplicate {
+                base_offset,
+                last_offset,
+            } => {
+                // Answer a retry no sooner than the original: once the HW
+                // passed it (acks=all).
+                if acks == Acks::All {
+                    let deadline = std::time::Instant::now()
+                        + std::time::Duration::from_millis(timeout_ms.max(0) as u64);
+                    while partition.high_watermark().0 <= last_offset {
+                        if std::time::Instant::now() >= deadline {
+                            return Err(ErrorCode::RequestTimedOut);
+                        }
+                        rt::time::sleep(std::time::Duration::from_millis(5)).await;
+                    }
+                }
+                return Ok((LogOffset(base_offset), partition.log_start()));
+            }
+            Check::Reject(code) => return Err(code),
+        }
+    }
+    let repl_acks = match acks {
+        Acks::None => ReplAcks::None,
+        Acks::Leader => ReplAcks::Leader,
+        Acks::All => ReplAcks::All,
+    };
+    let (base, done) = partition.produce(batch, repl_acks, records, i64::from(timeout_ms.max(0)))?;
+    if let Some(b) = idempotent {
+        partition.producers.borrow_mut().record(BatchInfo {
+            base_offset: base.0,
+            last_offset: base.0 + delta,
+            ..b
+        });
+    }
+    match done.await {
+        Ok(Ok(offset)) => Ok((LogOffset(offset.0), partition.log_start())),
+        Ok(Err(code)) => {
+            let never_written = matches!(
+                code,
+                ErrorCode::KafkaStorageError | ErrorCode::UnknownServerError
+            );
+            if let (Some(b), true) = (idempotent, never_written) {
+                partition
+                    .producers
+                    .borrow_mut()
+                    .forget(b.producer_id, b.first_seq);
+            }
+            Err(code)
+        }
+        Err(_) => Err(ErrorCode::NotLeaderOrFollower),
+    }
 }
