@@ -43,7 +43,7 @@ fn check_meta_properties(
             if let Some(wanted) = cluster_id {
                 if wanted != stored {
                     return Err(format!(
-                        "{} has cluster.id {stored}, config says {wanted}",
+                        "{} has cluster.id {stored}, but this broker's cluster (the coordinator's /cluster/id, or cluster.id) is {wanted}",
                         path.display()
                     ));
                 }
@@ -60,6 +60,15 @@ fn check_meta_properties(
         }
         Err(e) => Err(format!("reading {}: {e}", path.display())),
     }
+}
+
+/// The `cluster.id` in a log dir's `meta.properties`, if there is one.
+fn stored_cluster_id(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("meta.properties")).ok()?;
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == "cluster.id")
+        .map(|(_, v)| v.trim().to_string())
 }
 
 /// Kafka cluster ids are 16 random bytes in URL-safe base64, unpadded.
@@ -144,25 +153,39 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     // SIGINT reach only the main thread's sigwait. A signal landing on a
     // thread that does not block them kills the process outright.
     let signals = block_signals();
-    let mut cluster_id = None;
+    // The id this broker proposes: configured, or what its log dirs say,
+    // or new. The tree's `/cluster/id` (created by the first broker to
+    // register) decides; `meta.properties` is checked against it below.
+    let mut proposed = config.cluster_id.clone();
     for dir in &config.log_dirs {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("log.dirs: cannot create {}: {e}", dir.display()))?;
-        let id = check_meta_properties(
-            dir,
-            config.broker_id,
-            config.cluster_id.as_deref().or(cluster_id.as_deref()),
-        )?;
-        cluster_id.get_or_insert(id);
+        if proposed.is_none() {
+            proposed = stored_cluster_id(dir);
+        }
     }
+    let proposed = proposed.unwrap_or_else(|| base64url(&random_id()));
     // The shards bind with SO_REUSEPORT, which would let a second broker
     // process share the port and split the clients between them. A plain
     // bind first fails if anyone listens there.
     let addr = config.listeners[0].socket_addr()?;
     drop(probe_listen(addr)?);
     let metrics_listener = crate::metrics::http::bind(&config)?;
-    let cluster_id = cluster_id.expect("at least one log dir");
-    let coordinator = crate::coordinator::start(&config, &cluster_id)?;
+    let coordinator = crate::coordinator::start(&config, &proposed)?;
+    let cluster_id = match coordinator.cluster_id(std::time::Duration::from_secs(30)) {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!(
+                "warning: cannot read the cluster id from the coordinator ({e}); using {proposed}"
+            );
+            proposed
+        }
+    };
+    for dir in &config.log_dirs {
+        // Kafka's InconsistentClusterIdException: a log dir of another
+        // cluster is never mixed into this one.
+        check_meta_properties(dir, config.broker_id, Some(&cluster_id))?;
+    }
     // The tree is the topic table's home; the file is its cache
     // (src/metadata.rs explains the choice).
     let metadata = Metadata::open_with_store(

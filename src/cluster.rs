@@ -154,7 +154,9 @@ pub fn install(coordinator: &crate::coordinator::Coordinator, shared: Arc<Shared
             .cloned()
             .collect();
         for key in gone {
-            let Some(meta) = held.remove(&key) else { continue };
+            let Some(meta) = held.remove(&key) else {
+                continue;
+            };
             for index in 0..meta.partitions {
                 let owner = shared.owner(&meta, index);
                 let (name, dirs) = (meta.name.clone(), shared.config.log_dirs.clone());

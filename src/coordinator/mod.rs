@@ -164,6 +164,28 @@ impl Coordinator {
         })?
     }
 
+    /// The cluster id in the tree (`/cluster/id`, Kafka's JSON), which the
+    /// first broker to register created: every broker of the cluster
+    /// reports it. Waits up to `wait` for the ensemble and registration.
+    pub fn cluster_id(&self, wait: Duration) -> Result<String, String> {
+        let client = jobs::TreeClient {
+            inbox: self.inbox.clone(),
+        };
+        client.run(wait + Duration::from_secs(1), move |ctx| async move {
+            let deadline = std::time::Instant::now() + wait;
+            ctx.synced(deadline).await?;
+            ctx.session(deadline).await?;
+            let (data, _) = ctx
+                .get(kafka::CLUSTER_ID)
+                .ok_or_else(|| format!("{} is missing", kafka::CLUSTER_ID))?;
+            let text = String::from_utf8_lossy(&data).to_string();
+            json::parse(&text)
+                .ok()
+                .and_then(|v| v.get("id").and_then(json::Json::as_str).map(str::to_string))
+                .ok_or_else(|| format!("{} holds no id: {text}", kafka::CLUSTER_ID))
+        })?
+    }
+
     /// Closes the broker's session (its ephemeral node goes) and stops the
     /// thread. Waits at most a few seconds for a quorum.
     pub fn shutdown(mut self) {

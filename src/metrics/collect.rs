@@ -384,8 +384,7 @@ fn partitions(f: &mut Families, shared: &Shared, shards: &[ShardSnapshot]) {
         .iter()
         .filter(|p| {
             p.failed
-                || state(&p.topic, p.partition)
-                    .is_some_and(|s| s.leader < 0 || !live(s.leader))
+                || state(&p.topic, p.partition).is_some_and(|s| s.leader < 0 || !live(s.leader))
         })
         .map(|p| (p.topic.clone(), p.partition))
         .collect();
@@ -403,9 +402,7 @@ fn partitions(f: &mut Families, shared: &Shared, shards: &[ShardSnapshot]) {
     let under: Vec<(String, i32)> = parts
         .iter()
         .filter(|p| !p.failed && p.leader && i64::from(p.replicas) > 1)
-        .filter(|p| {
-            state(&p.topic, p.partition).is_some_and(|s| s.isr.len() < s.replicas.len())
-        })
+        .filter(|p| state(&p.topic, p.partition).is_some_and(|s| s.isr.len() < s.replicas.len()))
         .map(|p| (p.topic.clone(), p.partition))
         .collect();
     let offline_set: HashSet<&(String, i32)> = offline.iter().collect();

@@ -40,8 +40,8 @@ use ringtail_protocol::{ErrorCode, LeaderEpoch, NodeId, Offset};
 use super::{checkpoint, Partition};
 use crate::replication::election::PartitionState;
 use crate::replication::{
-    Acks, BatchMeta, Config, Input, Output, PartitionVersion, Replica, ReplicationError,
-    RequestId, Restored, RoleKind,
+    Acks, BatchMeta, Config, Input, Output, PartitionVersion, Replica, ReplicationError, RequestId,
+    Restored, RoleKind,
 };
 
 /// Milliseconds on a process-wide monotonic clock (the core's clock).
@@ -443,9 +443,7 @@ impl Partition {
         records: u32,
         timeout_ms: i64,
     ) -> Result<(Offset, OneshotReceiver<ProduceResult>), ErrorCode> {
-        let r = self
-            .replication()
-            .ok_or(ErrorCode::NotLeaderOrFollower)?;
+        let r = self.replication().ok_or(ErrorCode::NotLeaderOrFollower)?;
         if r.stopped.get() {
             return Err(ErrorCode::KafkaStorageError);
         }
@@ -638,14 +636,18 @@ async fn truncate(p: Rc<Partition>, r: Rc<ReplState>, end: Offset) {
                 eprintln!("{name}: rebuilding producer state after truncation: {e}");
             }
             let durable = p.log.offsets().durable.0;
-            r.reported_durable.set(durable.min(r.reported_durable.get()));
+            r.reported_durable
+                .set(durable.min(r.reported_durable.get()));
             r.blocked.set(false);
             p.drain(&r);
         }
         Err(e) => {
             // Appending after a failed truncation would put the leader's
             // records after ours: stop replicating this partition.
-            eprintln!("{name}: truncation to {} failed: {e}; replication stopped", end.0);
+            eprintln!(
+                "{name}: truncation to {} failed: {e}; replication stopped",
+                end.0
+            );
             r.stopped.set(true);
             fail_waiters(&r, crate::server::handlers::log_error_code(&e));
         }
@@ -660,7 +662,8 @@ async fn durability_pump(p: Rc<Partition>, r: Rc<ReplState>) {
             return;
         }
         let written = p.log.offsets().written;
-        if written.0 <= r.reported_durable.get() && p.log.offsets().durable.0 <= r.reported_durable.get()
+        if written.0 <= r.reported_durable.get()
+            && p.log.offsets().durable.0 <= r.reported_durable.get()
         {
             continue;
         }

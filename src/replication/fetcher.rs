@@ -190,12 +190,43 @@ impl Conn {
     where
         T::Response: Decodable,
     {
+        self.roundtrip_tagged(version, request, &[]).await
+    }
+
+    /// Like `roundtrip`, with top-level tagged fields `(tag, bytes)` (tags
+    /// below 64, bytes below 128) written by hand in place of the empty
+    /// section a flexible request ends with.
+    async fn roundtrip_tagged<T: Request>(
+        &mut self,
+        version: i16,
+        request: &T,
+        tagged: &[(u8, Bytes)],
+    ) -> Result<T::Response, String>
+    where
+        T::Response: Decodable,
+    {
         let correlation = CorrelationId(self.next_correlation);
         self.next_correlation = self.next_correlation.wrapping_add(1);
         let mut buf = BytesMut::new();
         let client_id = format!("ringtail-replica-{}", crate::cluster::broker_id());
         messages::encode_request_frame(version, correlation, Some(&client_id), request, &mut buf)
             .map_err(|e| e.to_string())?;
+        if !tagged.is_empty() {
+            if buf.last() != Some(&0) || tagged.len() > 127 {
+                return Err("request does not end with an empty tagged-field section".into());
+            }
+            buf.truncate(buf.len() - 1);
+            buf.extend_from_slice(&[tagged.len() as u8]);
+            for (tag, bytes) in tagged {
+                if *tag > 127 || bytes.len() > 127 {
+                    return Err("tagged field too large for the hand encoding".into());
+                }
+                buf.extend_from_slice(&[*tag, bytes.len() as u8]);
+                buf.extend_from_slice(bytes);
+            }
+            let size = (buf.len() - frame::SIZE_PREFIX_BYTES) as i32;
+            buf[..frame::SIZE_PREFIX_BYTES].copy_from_slice(&size.to_be_bytes());
+        }
         let (sent, _) = self.stream.send_all(buf.freeze()).await;
         sent.map_err(|e| format!("send: {e}"))?;
         let api = ApiKey::from_key(T::KEY).expect("a known API");
@@ -401,7 +432,7 @@ async fn fetch(link: &Link, conn: &mut Conn) -> Result<(), String> {
                 .with_partition_max_bytes(config.replica_fetch_max_bytes),
         );
     }
-    let mut request = FetchRequest::default()
+    let request = FetchRequest::default()
         .with_replica_id(BrokerId(config.broker_id))
         .with_max_wait_ms(config.replica_fetch_wait_max_ms)
         .with_min_bytes(1)
@@ -418,12 +449,16 @@ async fn fetch(link: &Link, conn: &mut Conn) -> Result<(), String> {
         );
     // Fetch v15's ReplicaState (tag 1): replica id and broker epoch, so
     // the leader can name this broker's life in an ISR expansion.
+    // kafka-protocol writes tag 1 only from v15, so it is added by hand.
     let mut state = BytesMut::new();
     bytes::BufMut::put_i32(&mut state, config.broker_id);
     bytes::BufMut::put_i64(&mut state, link.broker_epoch.get());
     bytes::BufMut::put_u8(&mut state, 0);
-    request.unknown_tagged_fields.insert(1, state.freeze());
-    let response: FetchResponse = match conn.roundtrip(FETCH_VERSION, &request).await {
+    let tagged = [(1u8, state.freeze())];
+    let response: FetchResponse = match conn
+        .roundtrip_tagged(FETCH_VERSION, &request, &tagged)
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             for (key, f) in asked {
@@ -540,6 +575,43 @@ fn split_batches(records: Bytes) -> Vec<(BatchMeta, BytesMut)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replica_epoch_travels_in_tag_1_of_fetch_v12() {
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(2))
+            .with_max_wait_ms(500)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic_name("t"))
+                .with_partitions(vec![
+                    FetchPartition::default().with_fetch_offset(7)
+                ])]);
+        let mut buf = BytesMut::new();
+        messages::encode_request_frame(
+            FETCH_VERSION,
+            CorrelationId(9),
+            Some("x"),
+            &request,
+            &mut buf,
+        )
+        .expect("encodes");
+        assert_eq!(buf.last(), Some(&0));
+        // What roundtrip_tagged does, then the broker's decoder.
+        let mut state = BytesMut::new();
+        bytes::BufMut::put_i32(&mut state, 2);
+        bytes::BufMut::put_i64(&mut state, 4_294_967_308);
+        bytes::BufMut::put_u8(&mut state, 0);
+        buf.truncate(buf.len() - 1);
+        buf.extend_from_slice(&[1, 1, state.len() as u8]);
+        buf.extend_from_slice(&state);
+        let body = &buf[frame::SIZE_PREFIX_BYTES..];
+        let (_, rest) = ringtail_protocol::header::RequestHeader::parse(body).expect("header");
+        let decoded =
+            ringtail_protocol::fetch::FetchRequest::decode(FETCH_VERSION, rest).expect("decodes");
+        assert_eq!(decoded.replica_id.0, 2);
+        assert_eq!(decoded.replica_epoch, 4_294_967_308);
+        assert_eq!(decoded.topics[0].partitions[0].fetch_offset.0, 7);
+    }
     use ringtail_protocol::batch::builder::BatchBuilder;
 
     #[test]

@@ -46,6 +46,8 @@ pub struct Shard {
     pub id: ShardId,
     pub shared: Arc<Shared>,
     partitions: RefCell<HashMap<(String, i32), Rc<Partition>>>,
+    /// Partitions being opened right now.
+    opening: RefCell<std::collections::HashSet<(String, i32)>>,
     pub stop: Notify,
     pub connections: Cell<usize>,
 }
@@ -77,17 +79,23 @@ impl Shard {
         topic: Arc<TopicMeta>,
         index: i32,
     ) -> Result<Rc<Partition>, String> {
+        let key = (topic.name.clone(), index);
+        // Two callers (start-up and a controller order, say) may open the
+        // same partition at once: the second waits for the first, so one
+        // recovery runs on the files.
+        while self.opening.borrow().contains(&key) {
+            ringtail_io::rt::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
         if let Some(p) = self.partition(&topic.name, index) {
             if p.topic.id == topic.id {
                 return Ok(p);
             }
         }
         let name = topic.name.clone();
-        let p = Rc::new(
-            Partition::open(&self.shared.config, topic, index)
-                .await
-                .map_err(|e| format!("cannot open {name}-{index}: {e}"))?,
-        );
+        self.opening.borrow_mut().insert(key.clone());
+        let opened = Partition::open(&self.shared.config, topic, index).await;
+        self.opening.borrow_mut().remove(&key);
+        let p = Rc::new(opened.map_err(|e| format!("cannot open {name}-{index}: {e}"))?);
         self.partitions
             .borrow_mut()
             .insert((name, index), p.clone());
@@ -167,6 +175,7 @@ where
                             id: ShardId(i),
                             shared: shared.clone(),
                             partitions: RefCell::new(HashMap::new()),
+                            opening: RefCell::new(std::collections::HashSet::new()),
                             stop: Notify::new(),
                             connections: Cell::new(0),
                         });

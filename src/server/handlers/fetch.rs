@@ -20,9 +20,9 @@ use ringtail_protocol::{ErrorCode, Offset, PartitionId};
 use super::log_error_code;
 use crate::partition::{DataWaiter, Partition};
 use crate::replication::{Correlation, FetchResult, Input, Message, Output, RoleKind};
-use ringtail_protocol::{LeaderEpoch, NodeId};
 use crate::server::{Header, Response};
 use crate::shard::{self, Shard, ShardId};
+use ringtail_protocol::{LeaderEpoch, NodeId};
 
 static ZERO_COPY: AtomicBool = AtomicBool::new(true);
 
@@ -356,7 +356,11 @@ fn serve_follower(
                 read_end,
                 high_watermark,
             } if to.0 == r.id && c == correlation => {
-                answer = Some(Ok((read_from.0, LogOffset(high_watermark.0), LogOffset(read_end.0))))
+                answer = Some(Ok((
+                    read_from.0,
+                    LogOffset(high_watermark.0),
+                    LogOffset(read_end.0),
+                )))
             }
             Output::Send {
                 to,

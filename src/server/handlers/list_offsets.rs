@@ -51,7 +51,9 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
             let (topic, timestamp) = (name.clone(), p.timestamp);
             let found = shard::run_on(owner, move || async move {
                 let epoch = leader_epoch(&topic, index)?;
-                lookup(topic, index, timestamp).await.map(|(ts, o)| (ts, o, epoch))
+                lookup(topic, index, timestamp)
+                    .await
+                    .map(|(ts, o)| (ts, o, epoch))
             })
             .await
             .unwrap_or(Err(ErrorCode::NotLeaderOrFollower));

@@ -132,13 +132,12 @@ fn describe(
                         .with_leader_epoch(p.leader_epoch)
                         .with_replica_nodes(ids(&p.replicas))
                         .with_isr_nodes(ids(&p.isr))
-                        .with_offline_replicas(ids(
-                            &p.replicas
-                                .iter()
-                                .copied()
-                                .filter(|r| !live(r))
-                                .collect::<Vec<_>>(),
-                        ))
+                        .with_offline_replicas(ids(&p
+                            .replicas
+                            .iter()
+                            .copied()
+                            .filter(|r| !live(r))
+                            .collect::<Vec<_>>()))
                 }
                 None => answer
                     .with_leader_id(BrokerId(broker_id))

@@ -336,7 +336,8 @@ async fn append_replicated(
         Acks::Leader => ReplAcks::Leader,
         Acks::All => ReplAcks::All,
     };
-    let (base, done) = partition.produce(batch, repl_acks, records, i64::from(timeout_ms.max(0)))?;
+    let (base, done) =
+        partition.produce(batch, repl_acks, records, i64::from(timeout_ms.max(0)))?;
     if let Some(b) = idempotent {
         partition.producers.borrow_mut().record(BatchInfo {
             base_offset: base.0,
