@@ -321,7 +321,8 @@ impl TcpStream {
     /// user space, a step of up to 1 MiB at a time. A step whose pages are
     /// all in the page cache goes out with `sendfile(2)` on this thread
     /// (the socket non-blocking, POLL_ADD waiting for room): no io-wq
-    /// hand-off, and it cannot block on the disk. Any other step is
+    /// hand-off, and no wait for the disk unless a page is evicted between
+    /// the look and the send. Any other step is
     /// SPLICEd file -> pipe through the ring, whose io-wq worker waits for
     /// the disk, then spliced pipe -> socket on this thread. Either way the
     /// TCP send runs here. ADR 0002 has the measurements.
