@@ -6,12 +6,15 @@
 # p99 for both at the same fixed rate. Load generator: ringtail-perf (perf/).
 # Rewrites the cluster section of perf/RESULTS.md (not with SMALL=1).
 #
-#   perf/cluster-bench.sh           # 1,000,000 records of 1 KiB per produce run
-#   SMALL=1 perf/cluster-bench.sh   # smoke run: 50,000 records, prints only
+#   perf/cluster-bench.sh           # 500,000 records of 1 KiB per produce run, 3 rounds
+#   SMALL=1 perf/cluster-bench.sh   # smoke run: 50,000 records, 1 round, prints only
+#   ROUNDS=5 perf/cluster-bench.sh  # more rounds
 #
 # Settings: 16 partitions, 1 KiB records, Kafka's Java producer defaults
 # (ringtail-perf --defaults java), one producer, closed loop (--throughput
-# -1) for throughput; end-to-end latency at half the RF 3 maximum rate,
+# -1) for throughput, ROUNDS interleaved rounds (RF 1 then RF 3, RF 3
+# then RF 1, ...; each run on a topic of its own), medians reported;
+# end-to-end latency at half the RF 3 median rate,
 # open loop, latency from each record's intended send time to its
 # consumption. Topics are made first with `ringtail topics --create`
 # (RF 3 with min.insync.replicas=2), so no run times a topic creation.
@@ -29,7 +32,7 @@ shards=${SHARDS:-1}
 base=${PORT:-19300}
 size=1024
 partitions=16
-if [ "$small" = 1 ]; then records=50000; e2e_secs=3; else records=1000000; e2e_secs=20; fi
+if [ "$small" = 1 ]; then records=50000; e2e_secs=3; rounds=${ROUNDS:-1}; else records=500000; e2e_secs=20; rounds=${ROUNDS:-3}; fi
 
 cargo build --release -q -p ringtail -p ringtail-perf --bins
 target=$(cargo metadata --format-version 1 --no-deps |
@@ -118,19 +121,29 @@ print({"records_per_sec": m.group(2), "mb_per_sec": m.group(3), "p99_ms": m.grou
 PY
 }
 
-echo "== three brokers, topics rf1 and rf3 ($partitions partitions)"
+echo "== three brokers, topics with RF 1 and RF 3 ($partitions partitions each)"
 start_cluster
-for rf in 1 3; do create "rf$rf" $rf; create "e2e-rf$rf" $rf; done
-for rf in 1 3; do wait_isr "rf$rf" $rf; wait_isr "e2e-rf$rf" $rf; done
-topics --describe --topic rf3 > "$logs/describe-rf3.txt"
+for round in $(seq "$rounds"); do for rf in 1 3; do create "rf$rf-r$round" $rf; done; done
+for rf in 1 3; do create "e2e-rf$rf" $rf; done
+for round in $(seq "$rounds"); do for rf in 1 3; do wait_isr "rf$rf-r$round" $rf; done; done
+for rf in 1 3; do wait_isr "e2e-rf$rf" $rf; done
+topics --describe --topic rf3-r1 > "$logs/describe-rf3.txt"
 
-echo "== produce, acks=all, closed loop"
-for rf in 1 3; do
-  rt "produce-rf$rf" produce --bootstrap-server "$bootstrap" --topic "rf$rf" --num-records $records \
-    --record-size $size --throughput -1 --acks all --partitions $partitions
+echo "== produce, acks=all, closed loop, $rounds interleaved rounds"
+rates1=() rates3=() mbs1=() mbs3=() p99s1=() p99s3=()
+for round in $(seq "$rounds"); do
+  order="1 3"; [ $((round % 2)) = 0 ] && order="3 1"
+  for rf in $order; do
+    rt "produce-rf$rf-r$round" produce --bootstrap-server "$bootstrap" --topic "rf$rf-r$round" --num-records $records \
+      --record-size $size --throughput -1 --acks all --partitions $partitions
+  done
+  rates1+=("$(field "produce-rf1-r$round" sent records_per_sec)"); rates3+=("$(field "produce-rf3-r$round" sent records_per_sec)")
+  mbs1+=("$(field "produce-rf1-r$round" sent mb_per_sec)"); mbs3+=("$(field "produce-rf3-r$round" sent mb_per_sec)")
+  p99s1+=("$(field "produce-rf1-r$round" sent p99_ms)"); p99s3+=("$(field "produce-rf3-r$round" sent p99_ms)")
 done
-rate1=$(field produce-rf1 sent records_per_sec); mb1=$(field produce-rf1 sent mb_per_sec); p99_1=$(field produce-rf1 sent p99_ms)
-rate3=$(field produce-rf3 sent records_per_sec); mb3=$(field produce-rf3 sent mb_per_sec); p99_3=$(field produce-rf3 sent p99_ms)
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+rate1=$(median "${rates1[@]}"); mb1=$(median "${mbs1[@]}"); p99_1=$(median "${p99s1[@]}")
+rate3=$(median "${rates3[@]}"); mb3=$(median "${mbs3[@]}"); p99_3=$(median "${p99s3[@]}")
 
 echo "== produce -> consume latency, acks=all, at half the RF 3 maximum"
 half=$(python3 -c "print(max(1, int(float('$rate3') / 2)))")
@@ -151,10 +164,10 @@ RF 3 topics have min.insync.replicas=2; an acks=all answer waits for the batch t
 
 | workload | RF 1 (acks=all) | RF 3 (acks=all) | RF 3 / RF 1 |
 |---|---|---|---|
-| produce, closed loop | $mb1 MB/s ($rate1 records/s), ack p99 $p99_1 ms | $mb3 MB/s ($rate3 records/s), ack p99 $p99_3 ms | $(ratio "$rate3" "$rate1") |
-| produce -> consume latency p99 at $half records/s (half the RF 3 maximum) | $e2e1 ms (ack p99 $ack1 ms) | $e2e3 ms (ack p99 $ack3 ms) | $(ratio "$e2e3" "$e2e1") |
+| produce, closed loop (median of $rounds rounds) | $mb1 MB/s ($rate1 records/s), ack p99 $p99_1 ms; rounds: ${rates1[*]} records/s | $mb3 MB/s ($rate3 records/s), ack p99 $p99_3 ms; rounds: ${rates3[*]} records/s | $(ratio "$rate3" "$rate1") |
+| produce -> consume latency p99 at $half records/s (half the RF 3 median maximum) | $e2e1 ms (ack p99 $ack1 ms) | $e2e3 ms (ack p99 $ack3 ms) | $(ratio "$e2e3" "$e2e1") |
 
-Commands (\`perf/cluster-bench.sh\`):
+Commands (\`perf/cluster-bench.sh\`, ROUNDS=$rounds):
 \`\`\`
 $(cat "$logs/commands.txt")
 \`\`\`
