@@ -105,7 +105,12 @@ fn first_ack_after(report: &ProducerReport, partition: i32, since_ms: u64) -> Op
 /// Stops the producer, reads the topic back, checks every acknowledged
 /// record against it, stops the cluster and compares the replicas' bytes
 /// below each partition's high watermark; panics on any problem.
-fn finish_and_check(c: &mut Cluster, producer: ProducerProc, topic: &str, partitions: i32) {
+fn finish_and_check(
+    c: &mut Cluster,
+    producer: ProducerProc,
+    topic: &str,
+    partitions: i32,
+) -> ReadBack {
     let report = producer.finish(Duration::from_secs(90));
     let (sent, _, _) = report.done.expect("the producer says DONE");
     assert!(
@@ -155,10 +160,10 @@ fn finish_and_check(c: &mut Cluster, producer: ProducerProc, topic: &str, partit
         c.name,
         c.nodes.len()
     );
+    read
 }
 
 #[test]
-#[ignore = "needs the replication driver and controller (issue 7): brokers do not replicate yet"]
 fn formation_metadata_lists_three_brokers_and_rf3_partitions() {
     let _serial = serial();
     require_confluent_kafka();
@@ -281,7 +286,6 @@ fn formation_metadata_lists_three_brokers_and_rf3_partitions() {
 }
 
 #[test]
-#[ignore = "needs the replication driver and controller (issue 7): brokers do not replicate yet"]
 fn failover_under_load_keeps_every_acknowledged_record() {
     let _serial = serial();
     require_confluent_kafka();
@@ -344,7 +348,7 @@ fn failover_under_load_keeps_every_acknowledged_record() {
 }
 
 #[test]
-#[ignore = "needs the replication driver and controller (issue 7): brokers do not replicate yet"]
+#[ignore = "fails on main: a cut-off leader acknowledges acks=all (src/partition/replica.rs apply_append answers every produce at its local append, not at the HW)"]
 fn cut_off_leader_is_replaced_and_rejoins_as_follower() {
     let _serial = serial();
     require_confluent_kafka();
@@ -410,10 +414,24 @@ fn cut_off_leader_is_replaced_and_rejoins_as_follower() {
     );
     let (r1, r_all) = (once_results(&acks1), once_results(&acks_all));
     eprintln!("[cut] through the cut-off broker {leader}: acks=1 {r1:?}, acks=all {r_all:?}");
-    assert!(
-        r_all.len() == 3 && !r_all.iter().any(|r| r == "OK"),
-        "the cut-off broker {leader} acknowledged acks=all writes its followers cannot have: {r_all:?}"
-    );
+    // Checked at the end, so that what follows (rejoining, convergence)
+    // is exercised and reported too.
+    let mut isolated_problem = None;
+    if r_all.len() != 3 || r_all.iter().any(|r| r == "OK") {
+        let metrics = c.scrape_inside(leader);
+        let p0: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.contains(&format!("topic=\"{T}\",partition=\"0\"")))
+            .collect();
+        let problem = format!(
+            "the cut-off broker {leader} acknowledged acks=all writes its followers cannot have \
+             (cut at unix ms {cut_at}):\n{acks_all}\nits acks=1 client: {acks1}\n\
+             its metrics for partition 0 then:\n{}",
+            p0.join("\n")
+        );
+        eprintln!("[cut] PROBLEM: {problem}");
+        isolated_problem = Some(problem);
+    }
     c.heal(leader);
     let healed_at = Instant::now();
     c.wait_fully_replicated(T, WAIT);
@@ -423,11 +441,18 @@ fn cut_off_leader_is_replaced_and_rejoins_as_follower() {
     );
     let before = producer.acked(None);
     producer.wait_acks(before, 100, None, WAIT);
-    finish_and_check(&mut c, producer, T, 3);
+    let read = finish_and_check(&mut c, producer, T, 3);
+    if let Some(problem) = isolated_problem {
+        let kept: Vec<&(i64, String)> = read.records[&0]
+            .iter()
+            .filter(|(_, v)| v.starts_with("once-all-"))
+            .collect();
+        panic!("{problem}\nof those, in partition 0 after the heal: {kept:?}");
+    }
 }
 
 #[test]
-#[ignore = "needs the replication driver and controller (issue 7): brokers do not replicate yet"]
+#[ignore = "fails on main: the clean stop of a follower does not take it out of the ISR before it exits, so with the quorum gone the ISR stays [leader, it] and acks=all cannot be refused"]
 fn acks_all_refused_below_min_insync_replicas() {
     let _serial = serial();
     require_confluent_kafka();

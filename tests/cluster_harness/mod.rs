@@ -965,6 +965,27 @@ impl Cluster {
         c
     }
 
+    /// Broker `id`'s `/metrics` fetched from inside its own network
+    /// namespace (reachable while it is cut off), for diagnostics.
+    pub fn scrape_inside(&self, id: i32) -> String {
+        let node = self.nodes.iter().find(|n| n.id == id).expect("node");
+        let Some(ns) = node.netns.as_deref() else {
+            return scrape(node).unwrap_or_else(|e| e);
+        };
+        let url = format!("http://{}/metrics", node.metrics_addr());
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns])
+            .arg(python())
+            .args(["-c", "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())"])
+            .arg(url);
+        let out = run(&mut c, Duration::from_secs(20), &self.root);
+        if out.ok {
+            out.stdout
+        } else {
+            out.to_string()
+        }
+    }
+
     /// Starts the idempotent `acks=all` producer on `topic`, bootstrapped
     /// with every broker.
     pub fn producer(&self, topic: &str, rate: u32) -> ProducerProc {
