@@ -23,6 +23,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ringtail");
+
+/// The tests run one at a time: a cluster's outgoing connections take
+/// ephemeral ports, which another test may just have picked to listen on.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 const TOPIC: &str = "ctl";
 const PARTITIONS: usize = 3;
 
@@ -244,6 +252,7 @@ fn epoch_of(server: &str) -> Option<i64> {
 
 #[test]
 fn the_controller_fails_over_fences_and_drains() {
+    let _serial = serial();
     let ports = free_ports(9);
     let voters = (0..3)
         .map(|i| format!("{i}@127.0.0.1:{}", ports[i]))
@@ -410,15 +419,19 @@ fn the_control_plane_api_in_process() {
     use ringtail::controller::{ClusterView, IsrOutcome};
     use ringtail::metadata::{random_id, TopicMeta};
 
-    let ports = free_ports(9);
-    let voters = (0..3)
-        .map(|i| format!("{i}@127.0.0.1:{}", ports[i]))
-        .collect::<Vec<_>>()
-        .join(",");
+    let _serial = serial();
     let root = std::env::temp_dir().join(format!("ringtail-controller-api-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let coordinators: Vec<_> = (0..3usize)
-        .map(|i| {
+    // A port picked free may be taken by an outgoing connection before it
+    // is bound: start again on new ports then.
+    let start_all = || -> Result<Vec<ringtail::coordinator::Coordinator>, String> {
+        let _ = std::fs::remove_dir_all(&root);
+        let ports = free_ports(9);
+        let voters = (0..3)
+            .map(|i| format!("{i}@127.0.0.1:{}", ports[i]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut started = Vec::new();
+        for i in 0..3usize {
             let pairs: Vec<(String, String)> = [
                 ("broker.id", i.to_string()),
                 (
@@ -434,9 +447,29 @@ fn the_control_plane_api_in_process() {
             .map(|(k, v)| (k.to_string(), v))
             .collect();
             let (config, _) = BrokerConfig::from_pairs(&pairs).expect("config");
-            ringtail::coordinator::start(&config, "controller-api-test").expect("start")
-        })
-        .collect();
+            match ringtail::coordinator::start(&config, "controller-api-test") {
+                Ok(c) => started.push(c),
+                Err(e) => {
+                    for c in started {
+                        c.shutdown();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(started)
+    };
+    let mut attempts = 0;
+    let coordinators = loop {
+        match start_all() {
+            Ok(c) => break c,
+            Err(e) if e.contains("in use") && attempts < 5 => {
+                attempts += 1;
+                eprintln!("starting again on other ports: {e}");
+            }
+            Err(e) => panic!("start: {e}"),
+        }
+    };
     let view = coordinators[0].view();
     let (tx, rx) = mpsc::channel::<Arc<ClusterView>>();
     coordinators[0].subscribe(Box::new(move |v| {

@@ -127,24 +127,42 @@ fn current_term(ctx: &Ctx, term: Option<Term>) -> Option<Term> {
     })
 }
 
-/// Writes `view`'s decisions; false when this controller was deposed.
+/// Writes at once at most this many changes (the ensemble batches them).
+const WRITES_IN_FLIGHT_MAX: usize = 512;
+
+/// Writes `view`'s decisions, many at a time; false when this controller
+/// was deposed.
 async fn act(
-    ctx: &Ctx,
+    ctx: &Rc<Ctx>,
     term: Term,
     view: &ClusterView,
     rebalance_due: bool,
     unclean: bool,
 ) -> bool {
-    for change in decide(view, rebalance_due, unclean) {
-        match write_change(ctx, term, &change).await {
-            Ok(_) => eprintln!("controller: {change}"),
-            Err((0, _)) => return false,
-            // A leader's ISR write came first: decide again from the next view.
-            Err((1, ErrorCode::BadVersion | ErrorCode::NoNode)) => {}
-            Err((i, code)) => {
-                eprintln!("controller: cannot write {change}: op {i}: {code}");
-                return true;
+    let changes = decide(view, rebalance_due, unclean);
+    for chunk in changes.chunks(WRITES_IN_FLIGHT_MAX) {
+        let writes: Vec<_> = chunk
+            .iter()
+            .map(|c| {
+                let (ctx, c) = (ctx.clone(), c.clone());
+                ringtail_io::rt::spawn(async move { write_change(&ctx, term, &c).await })
+            })
+            .collect();
+        let mut deposed = false;
+        for (change, write) in chunk.iter().zip(writes) {
+            match write.await {
+                Ok(_) => eprintln!("controller: {change}"),
+                Err((0, _)) => deposed = true,
+                // A leader's ISR write came first: decide again from the
+                // next view.
+                Err((1, ErrorCode::BadVersion | ErrorCode::NoNode)) => {}
+                Err((i, code)) => {
+                    eprintln!("controller: cannot write {change}: op {i}: {code}");
+                }
             }
+        }
+        if deposed {
+            return false;
         }
     }
     true

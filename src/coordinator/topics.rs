@@ -268,7 +268,7 @@ impl TreeTopics {
         self.client
             .run(WRITE_WAIT + Duration::from_secs(5), move |ctx| async move {
                 let deadline = Instant::now() + WRITE_WAIT;
-                write(&ctx, migrate.then_some(me), before, after, deadline).await
+                write(&ctx, me, migrate, before, after, deadline).await
             })
             .map_err(|e| storage(&path, e))?
     }
@@ -473,11 +473,26 @@ fn grown_assignment(
     Ok((assignment, count, stat.version))
 }
 
-/// Applies one topic change to the tree. `only`: a migrated topic, whose
-/// replicas are that broker alone.
+/// Waits until broker `me` is registered (`/brokers/ids/me`): a broker
+/// serves requests as soon as it listens, and a topic created through it
+/// must count it among the live brokers.
+async fn registered(ctx: &Ctx, me: i32, deadline: Instant) -> Result<(), String> {
+    let path = kafka::broker_id(me as u32);
+    while ctx.get(&path).is_none() {
+        if Instant::now() >= deadline {
+            return Err(format!("broker {me} is not registered ({path})"));
+        }
+        ringtail_io::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Applies one topic change to the tree, from broker `me`. `migrate`: a
+/// topic from `me`'s pre-tree table, whose only replica is `me`.
 async fn write(
     ctx: &Rc<Ctx>,
-    only: Option<i32>,
+    me: i32,
+    migrate: bool,
     before: Option<TopicMeta>,
     after: Option<TopicMeta>,
     deadline: Instant,
@@ -490,12 +505,14 @@ async fn write(
     let fail = |e: String| storage(&path, e);
     ctx.synced(deadline).await.map_err(fail)?;
     let session = ctx.session(deadline).await.map_err(fail)?;
+    registered(ctx, me, deadline).await.map_err(fail)?;
     match (before, after) {
         (None, None) => Ok(()),
         (None, Some(t)) => {
-            let assignment = match only {
-                Some(me) => vec![vec![me]; t.partitions.max(0) as usize],
-                None => new_assignment(ctx, &t)?,
+            let assignment = if migrate {
+                vec![vec![me]; t.partitions.max(0) as usize]
+            } else {
+                new_assignment(ctx, &t)?
             };
             let mut ops = vec![create(path.clone(), topic_json(&t.id, &assignment))];
             ops.push(create(partitions_dir(&name), String::new()));
