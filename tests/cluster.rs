@@ -15,6 +15,9 @@
 //!   every acknowledged record is then read at its acknowledged offset,
 //!   in order, exactly once, and the three replicas of each partition hold
 //!   identical bytes below the high watermark;
+//! - clean stops of leaders under load: the same checks while the leader
+//!   of each partition in turn is stopped with SIGTERM (a controlled
+//!   shutdown) and restarted;
 //! - cut-off leader (network namespaces, root only; skipped with a message
 //!   otherwise): the leader of partition 0 is cut off, another replica
 //!   takes over and `acks=all` writes go on, while a client inside the
@@ -112,6 +115,28 @@ fn finish_and_check(
     partitions: i32,
 ) -> ReadBack {
     let report = producer.finish(Duration::from_secs(90));
+    // Everything the producer sent has reached every replica before the
+    // high watermarks are read.
+    c.wait_fully_replicated(topic, WAIT);
+    let read: ReadBack = c.read_back(topic);
+    let (summary, problems) = check_delivery(&report.acked, &read);
+    eprintln!(
+        "[{}] acknowledged={} read_back={} lost={} duplicated={} high watermarks {:?}",
+        c.name, summary.acknowledged, summary.read, summary.lost, summary.duplicated, read.ends
+    );
+    // Lost or duplicated acknowledged records first: a client failure is
+    // often only their symptom (a fatal OUT_OF_ORDER_SEQUENCE_NUMBER when
+    // the new leader lacks an acknowledged batch).
+    assert!(
+        problems.is_empty(),
+        "[{}] read-back does not match the acknowledgements:\n{}\n{}",
+        c.name,
+        problems.join("\n"),
+        report.failure.as_deref().unwrap_or("")
+    );
+    if let Some(failure) = &report.failure {
+        panic!("[{}] {failure}", c.name);
+    }
     let (sent, _, _) = report.done.expect("the producer says DONE");
     assert!(
         report.failed.is_empty(),
@@ -124,21 +149,6 @@ fn finish_and_check(
         report.acked.len() as u64,
         sent,
         "every message sent is acknowledged"
-    );
-    // Everything the producer sent has reached every replica before the
-    // high watermarks are read.
-    c.wait_fully_replicated(topic, WAIT);
-    let read: ReadBack = c.read_back(topic);
-    let (summary, problems) = check_delivery(&report.acked, &read);
-    eprintln!(
-        "[{}] acknowledged={} read_back={} lost={} duplicated={} high watermarks {:?}",
-        c.name, summary.acknowledged, summary.read, summary.lost, summary.duplicated, read.ends
-    );
-    assert!(
-        problems.is_empty(),
-        "[{}] read-back does not match the acknowledgements:\n{}",
-        c.name,
-        problems.join("\n")
     );
     assert_eq!(
         summary.read, summary.acknowledged,
@@ -341,9 +351,52 @@ fn failover_under_load_keeps_every_acknowledged_record() {
     c.start(follower);
     c.wait_fully_replicated(T, WAIT);
     eprintln!("[failover] follower {follower} stopped cleanly, restarted, back in every ISR");
+
     let before = producer.acked(None);
     producer.wait_acks(before, 100, None, WAIT);
+    finish_and_check(&mut c, producer, T, 3);
+}
 
+#[test]
+#[ignore = "fails on main about every other run: an acks=all record acknowledged by the leader just before its clean stop is missing on the new leader (apply_append in src/partition/replica.rs answers at the local append, not at the HW); the client then dies with OUT_OF_ORDER_SEQUENCE_NUMBER"]
+fn clean_stop_of_leaders_under_load_keeps_every_acknowledged_record() {
+    let _serial = serial();
+    require_confluent_kafka();
+    const T: &str = "cleanstop";
+    let mut c = Cluster::loopback("cleanstop", 3, &[]);
+    c.start_all();
+    c.create_topic(T, 3, 3, &["min.insync.replicas=2"]);
+    c.wait_fully_replicated(T, WAIT);
+    let mut producer = c.producer(T, 300);
+    producer.wait_acks(0, 300, None, WAIT);
+    // SIGTERM the leader of each partition in turn: a controlled shutdown
+    // moves its leaderships to other ISR members first, writes go on; it
+    // restarts and rejoins every ISR.
+    for partition in 0..3 {
+        let (parts, _) = c.describe(T).expect("describe");
+        let leader = leader_of(&parts, partition);
+        let before = producer.acked(Some(partition));
+        let stopped_at = now_ms();
+        c.stop(leader);
+        c.wait_partitions(
+            T,
+            Duration::from_secs(10),
+            &format!("every partition led by another broker than {leader} after its clean stop"),
+            |ps| {
+                ps.iter()
+                    .all(|p| p.leader.is_some() && p.leader != Some(leader))
+            },
+        );
+        let report = producer.wait_acks(before, 50, Some(partition), WAIT);
+        eprintln!(
+            "[cleanstop] leader {leader} of partition {partition} stopped cleanly; first acks=all delivery on it {:?} ms after the SIGTERM",
+            first_ack_after(&report, partition, stopped_at)
+        );
+        c.start(leader);
+        c.wait_fully_replicated(T, WAIT);
+    }
+    let before = producer.acked(None);
+    producer.wait_acks(before, 100, None, WAIT);
     finish_and_check(&mut c, producer, T, 3);
 }
 
@@ -556,8 +609,9 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 /// The soak (not in CI; `perf/cluster-soak.sh`): `RINGTAIL_SOAK_CYCLES`
 /// (default 200) cycles, each a SIGKILL or (namespaced, as root) a cut of
-/// a random broker under an idempotent `acks=all` producer, then the
-/// broker restored; seeded by `RINGTAIL_SOAK_SEED` (printed).
+/// the leader of a random partition under an idempotent `acks=all`
+/// producer, then the broker restored; seeded by `RINGTAIL_SOAK_SEED`
+/// (printed).
 #[test]
 #[ignore = "soak: run by perf/cluster-soak.sh"]
 fn soak_kill_and_cut_cycles() {
@@ -596,8 +650,18 @@ fn soak_kill_and_cut_cycles() {
     producer.wait_acks(0, 100, None, WAIT);
     let mut failovers = Vec::new();
     for cycle in 0..cycles {
+        if !producer.is_running() {
+            eprintln!("[soak] cycle {cycle}: the producer stopped; checking what it acknowledged");
+            break;
+        }
         let (parts, _) = c.describe(T).expect("describe");
-        let victim = c.ids()[(next() % 3) as usize];
+        // The leader of a random partition: every cycle moves leadership
+        // (leaders do not move back by themselves while no preferred
+        // leader election runs, so a random broker would often lead
+        // nothing).
+        let victim = parts[(next() % parts.len() as u64) as usize]
+            .leader
+            .unwrap_or_else(|| c.ids()[(next() % 3) as usize]);
         let affected: Vec<i32> = parts
             .iter()
             .filter(|p| p.leader == Some(victim))
@@ -665,10 +729,14 @@ fn soak_kill_and_cut_cycles() {
         failovers.len()
     );
     assert!(
-        problems.is_empty() && replica_problems.is_empty() && report.failed.is_empty(),
-        "[soak] seed {seed}:\n{}\n{}\nfailed deliveries: {:?}",
+        problems.is_empty()
+            && replica_problems.is_empty()
+            && report.failed.is_empty()
+            && report.failure.is_none(),
+        "[soak] seed {seed}:\n{}\n{}\nfailed deliveries: {:?}\n{}",
         problems.join("\n"),
         replica_problems.join("\n"),
-        &report.failed[..report.failed.len().min(10)]
+        &report.failed[..report.failed.len().min(10)],
+        report.failure.as_deref().unwrap_or("")
     );
 }
