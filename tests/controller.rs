@@ -583,6 +583,22 @@ fn the_control_plane_api_in_process() {
     let moved = &after.topics["api"].partitions[0];
     assert!(moved.leader == x || moved.leader == y, "{moved:?}");
     assert_eq!(moved.leader_epoch, 1, "{moved:?}");
+    // A follower's controlled shutdown returns once it is out of the ISR
+    // of partition 1 (led by another broker).
+    let p1 = after.topics["api"].partitions[1].clone();
+    let follower = *p1
+        .isr
+        .iter()
+        .find(|&&b| b != p1.leader)
+        .expect("a follower of partition 1");
+    coordinators[follower as usize]
+        .controlled_shutdown(Duration::from_secs(20))
+        .expect("a follower's controlled shutdown");
+    let follower_view = coordinators[follower as usize].view();
+    eventually("the follower out of partition 1's ISR", || {
+        let v = follower_view.load_full();
+        (!v.topics["api"].partitions[1].isr.contains(&follower)).then_some(())
+    });
     // The old leader's epoch is fenced now.
     assert!(matches!(
         propose(vec![leader, x, y], moved.version, None),

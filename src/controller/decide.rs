@@ -249,10 +249,13 @@ impl Judge<'_> {
     }
 }
 
-/// Brokers leading a partition while another live ISR member that is not
-/// shutting down exists: what a controlled shutdown of `broker` waits
-/// for. Returns `topic-partition` names.
-pub fn still_leading(view: &ClusterView, broker: i32) -> Vec<String> {
+/// What a controlled shutdown of `broker` still waits for, as
+/// `topic-partition` names: partitions it leads while another live ISR
+/// member that is not shutting down could take over, and partitions led
+/// by another broker whose ISR still lists it (Kafka's controller moves a
+/// shutting-down follower's replicas offline, out of the ISR, before it
+/// answers).
+pub fn shutdown_pending(view: &ClusterView, broker: i32) -> Vec<String> {
     let mut out = Vec::new();
     for t in view.topics.values() {
         for (p, info) in t.partitions.iter().enumerate() {
@@ -261,7 +264,8 @@ pub fn still_leading(view: &ClusterView, broker: i32) -> Vec<String> {
                     .isr
                     .iter()
                     .any(|&b| b != broker && view.live(b) && !view.shutting_down.contains(&b));
-            if movable {
+            let follower = info.leader >= 0 && info.leader != broker && info.isr.contains(&broker);
+            if movable || follower {
                 out.push(format!("{}-{p}", t.name));
             }
         }
@@ -732,8 +736,10 @@ mod tests {
             decide(&v, false, false)[0].to_string(),
             "t-0 leader 1 -> 2, epoch 3 -> 4, isr [1,2,3] -> [2,3] (controlled shutdown of broker 1; broker 1 shutting down)"
         );
-        assert_eq!(still_leading(&v, 1), vec!["t-0".to_string()]);
+        assert_eq!(shutdown_pending(&v, 1), vec!["t-0".to_string()]);
+        // A follower shutting down waits until it is out of the ISR.
         v.shutting_down = BTreeSet::from([3]);
+        assert_eq!(shutdown_pending(&v, 3), vec!["t-0".to_string()]);
         assert_eq!(
             decide(&v, true, false)[0].to_string(),
             "t-0 leader 1 -> 1, epoch 3 -> 4, isr [1,2,3] -> [1,2] (broker 3 shutting down)"
@@ -748,7 +754,10 @@ mod tests {
             decide(&v, true, false)[0].to_string(),
             "t-0 leader 2 -> 1, epoch 3 -> 4, isr [1,2,3] -> [1,2,3] (preferred leader)"
         );
-        assert!(still_leading(&v, 1).is_empty());
+        // Broker 1 is a follower in 2's ISR: its shutdown waits for that.
+        assert_eq!(shutdown_pending(&v, 1), vec!["t-0".to_string()]);
+        let offline = one_partition(&[1, 2, 3], -1, &[1, 2], 10);
+        assert!(shutdown_pending(&offline, 1).is_empty());
         assert_eq!(brokers_named(&v), BTreeSet::from([1, 2, 3]));
     }
 }

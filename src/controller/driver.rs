@@ -22,7 +22,7 @@ use ringtail_coordinator::kafka;
 use ringtail_coordinator::txn::{CreateMode, ErrorCode, OpResult, WriteOp};
 use ringtail_io::rt::time::sleep;
 
-use super::decide::{decide, still_leading, StateChange};
+use super::decide::{decide, shutdown_pending, StateChange};
 use super::view::{self, ClusterView, CONTROLLED_SHUTDOWN};
 use super::{IsrOutcome, IsrProposal, Published};
 use crate::coordinator::jobs::Ctx;
@@ -319,13 +319,13 @@ pub(crate) async fn controlled_shutdown(ctx: &Ctx, me: i32, wait: Duration) -> R
     eprintln!("controller: broker {me} asked for a controlled shutdown");
     loop {
         let (view, _) = ctx.with_tree(|t| view::build(t, None));
-        let left = still_leading(&view, me);
+        let left = shutdown_pending(&view, me);
         if left.is_empty() {
             return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(format!(
-                "broker {me} still leads {} partitions with other live replicas in the ISR after {wait:?}: {}",
+                "after {wait:?} broker {me} still leads or is in the ISR of {} partitions another broker could lead: {}",
                 left.len(),
                 left.join(", ")
             ));

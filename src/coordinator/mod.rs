@@ -151,9 +151,11 @@ impl Coordinator {
     /// moves this broker's leaderships to other ISR members and removes
     /// it from the ISRs of partitions others lead; returns once no
     /// partition state names this broker leader while another live ISR
-    /// member (not shutting down) exists. `Err` after `wait` (naming the
-    /// partitions still led) or without a quorum; the broker may stop
-    /// anyway. The marker goes with the broker's session.
+    /// member (not shutting down) exists, and no partition led by another
+    /// broker has it in its ISR (so a follower's exit cannot leave an ISR
+    /// that only a quorum it breaks could shrink). `Err` after `wait`
+    /// (naming the partitions left) or without a quorum; the broker may
+    /// stop anyway. The marker goes with the broker's session.
     pub fn controlled_shutdown(&self, wait: Duration) -> Result<(), String> {
         let me = self.broker_id;
         let client = jobs::TreeClient {
