@@ -148,6 +148,12 @@ pub struct BrokerConfig {
     pub offsets_retention_ms: i64,
     /// `offsets.retention.check.interval.ms` (Kafka's default: 10 min).
     pub offsets_retention_check_interval_ms: i64,
+    /// `offsets.topic.replication.factor`: replicas of `__consumer_offsets`
+    /// when the broker creates it on first use (Kafka's default: 3). The
+    /// factor used is this or the number of live brokers, whichever is
+    /// smaller, so the one-node default still works (RF 1) and the broker
+    /// logs the factor it chose.
+    pub offsets_topic_replication_factor: i16,
     /// `metrics.listen`: the Prometheus `/metrics` endpoint, `ip:port`
     /// (default [`METRICS_LISTEN_DEFAULT`]; empty: no endpoint).
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -222,6 +228,7 @@ impl Default for BrokerConfig {
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
             offsets_retention_ms: 10_080 * 60_000,
+            offsets_topic_replication_factor: 3,
             offsets_retention_check_interval_ms: 600_000,
             broker_id: 0,
             listeners: vec![listener.clone()],
@@ -287,7 +294,6 @@ const IGNORED: &[&str] = &[
     "socket.receive.buffer.bytes",
     "log.flush.interval.messages",
     "log.flush.interval.ms",
-    "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "group.initial.rebalance.delay.ms",
@@ -566,6 +572,9 @@ impl BrokerConfig {
                 }
                 "offsets.retention.minutes" => {
                     c.offsets_retention_ms = at_least::<i64>(k, v, 1)?.saturating_mul(60_000)
+                }
+                "offsets.topic.replication.factor" => {
+                    c.offsets_topic_replication_factor = at_least(k, v, 1)?
                 }
                 "offsets.retention.check.interval.ms" => {
                     c.offsets_retention_check_interval_ms = at_least(k, v, 1)?

@@ -121,6 +121,12 @@ pub enum GroupError {
     OffsetMetadataTooLarge,
     #[error("the offsets could not be stored")]
     StorageFailed,
+    /// This broker stopped coordinating the group (its offsets partition
+    /// moved to another leader): the client finds the coordinator again.
+    #[error("this broker is not the group's coordinator")]
+    NotCoordinator,
+    #[error("the offsets were not stored in time")]
+    RequestTimedOut,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -1463,6 +1469,21 @@ impl Coordinator {
     /// The driver made the records of `token` durable (`ok`) or could not.
     /// Commits become visible and are acknowledged only here.
     pub fn persisted(&mut self, token: u64, ok: bool) {
+        self.persisted_with(
+            token,
+            if ok {
+                Ok(())
+            } else {
+                Err(GroupError::StorageFailed)
+            },
+        );
+    }
+
+    /// As [`Coordinator::persisted`], with the reason of a failure, which
+    /// every offset of the commit gets (Kafka maps the append's error to
+    /// NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE or REQUEST_TIMED_OUT).
+    pub fn persisted_with(&mut self, token: u64, outcome: Result<(), GroupError>) {
+        let ok = outcome.is_ok();
         let Some(pending) = self.pending_commits.remove(&token) else {
             return;
         };
@@ -1480,12 +1501,7 @@ impl Coordinator {
                     g.offsets.insert(tp.clone(), om);
                 }
             }
-            let r = if ok {
-                Ok(())
-            } else {
-                Err(GroupError::StorageFailed)
-            };
-            result.push((tp, r));
+            result.push((tp, outcome));
         }
         self.out.push(Output::Commit(pending.reply_to, result));
     }
@@ -1718,6 +1734,44 @@ impl Coordinator {
             g.state = GroupState::Stable;
         }
         self.groups.insert(group_id.to_string(), g);
+    }
+
+    /// Forgets every group whose offsets partition (of `partitions`) is
+    /// `partition`: this shard stopped leading it, so another broker now
+    /// coordinates those groups from the replicated log (Kafka's
+    /// `GroupMetadataManager.removeGroupsForPartition`). Members waiting in
+    /// a JoinGroup or SyncGroup are answered NOT_COORDINATOR so they find
+    /// the new coordinator. Commits waiting for their append are answered
+    /// by [`Coordinator::persisted_with`] as the append ends: an append
+    /// the ISR took is committed whoever leads now. Returns how many
+    /// groups were removed.
+    pub fn unload_partition(&mut self, partition: i32, partitions: i32) -> usize {
+        let ids: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|id| super::partition_for(id, partitions) == partition)
+            .cloned()
+            .collect();
+        for id in &ids {
+            let Some(group) = self.groups.remove(id) else {
+                continue;
+            };
+            for m in group.members.values() {
+                if let Some(to) = m.awaiting_join {
+                    self.out.push(Output::Join(
+                        to,
+                        JoinResult::error(&m.id, GroupError::NotCoordinator),
+                    ));
+                }
+                if let Some(to) = m.awaiting_sync {
+                    self.out.push(Output::Sync(
+                        to,
+                        SyncResult::error(GroupError::NotCoordinator),
+                    ));
+                }
+            }
+        }
+        ids.len()
     }
 
     /// Applies one record read back from `__consumer_offsets` at start;
@@ -2317,5 +2371,48 @@ mod tests {
         c.join(9_600, 50, join_req(&a, None));
         assert_eq!(c.group(G).unwrap().state, GroupState::PreparingRebalance);
         assert_eq!(c.expire_offsets(1_000_000, RETENTION), 0);
+    }
+
+    #[test]
+    fn unload_partition_forgets_its_groups_only() {
+        let partitions = 50;
+        let mut c = Coordinator::new(7);
+        let (a, _b) = stable_pair(&mut c);
+        // A waiting join of the stable group's leader: a rejoin starts a
+        // rebalance, which waits for the other member.
+        c.join(9_500, 20, join_req(&a, None));
+        assert!(joins(&c.drain()).is_empty(), "waits for the other member");
+        // Groups on other partitions keep their offsets.
+        let other = (0..)
+            .map(|i| format!("other-{i}"))
+            .find(|g| {
+                super::super::partition_for(g, partitions)
+                    != super::super::partition_for(G, partitions)
+            })
+            .unwrap();
+        let om = OffsetAndMetadata {
+            offset: 42,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: 0,
+        };
+        let key = records::offset_commit(&other, "t", 0, &om);
+        c.load(0, &key.key, key.value.as_deref()).unwrap();
+        let mine = super::super::partition_for(G, partitions);
+        assert_eq!(c.unload_partition(mine, partitions), 1);
+        assert!(c.group(G).is_none());
+        let out = joins(&c.drain());
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, 20);
+        assert_eq!(out[0].1.error, Some(GroupError::NotCoordinator));
+        assert_eq!(
+            c.group(&other).unwrap().offsets[&("t".to_string(), 0)].offset,
+            42
+        );
+        assert_eq!(
+            c.unload_partition(mine, partitions),
+            0,
+            "nothing left there"
+        );
     }
 }

@@ -253,6 +253,9 @@ impl Partition {
         };
         *r.order.borrow_mut() = Some(order);
         self.step_apply(input);
+        if self.topic.name == crate::group::OFFSETS_TOPIC {
+            crate::group::driver::offsets_partition_changed(self);
+        }
         self.wake_waiters();
         Ok(())
     }

@@ -1,6 +1,10 @@
-//! FindCoordinator v0-4 (v4: batched keys). On one node the coordinator of
-//! every group is this broker. Transactions are not implemented, so
-//! transaction keys get COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator v0-4 (v4: batched keys). A group's coordinator is the
+//! leader of its `__consumer_offsets` partition, as the cluster view has it
+//! (Kafka's `partitionFor` then the partition's leader); the topic is
+//! created on first use, as Kafka does here. No leader (offline, or the
+//! topic's state not in the view yet): COORDINATOR_NOT_AVAILABLE, and the
+//! client asks again. Transactions are not implemented, so transaction
+//! keys get COORDINATOR_NOT_AVAILABLE.
 //!
 //! librdkafka also reads this API's presence as "the broker supports LZ4"
 //! (its feature map ties LZ4 to FindCoordinator), so advertising it is what
@@ -16,14 +20,17 @@ use ringtail_protocol::messages::kafka_protocol::protocol::StrBytes;
 use ringtail_protocol::ErrorCode;
 
 use super::{decode, respond, str_bytes};
+use crate::group::{driver, partition_for, OFFSETS_TOPIC};
 use crate::server::{Header, Response};
 use crate::shard::Shard;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-/// (error, message) for a key, or `None` when this broker coordinates it.
-fn refuse(key: &str, key_type: i8) -> Option<(ErrorCode, &'static str)> {
+type Refusal = (ErrorCode, &'static str);
+
+/// (error, message) for a key, or `None` when it names a group.
+fn refuse(key: &str, key_type: i8) -> Option<Refusal> {
     match key_type {
         KEY_TYPE_GROUP if key.is_empty() => {
             Some((ErrorCode::InvalidRequest, "the group id is empty"))
@@ -37,35 +44,63 @@ fn refuse(key: &str, key_type: i8) -> Option<(ErrorCode, &'static str)> {
     }
 }
 
+/// The coordinator of group `key`: (node id, host, port).
+async fn locate(shard: &Rc<Shard>, key: &str, key_type: i8) -> Result<(i32, String, i32), Refusal> {
+    if let Some(refusal) = refuse(key, key_type) {
+        return Err(refusal);
+    }
+    let topic = driver::offsets_topic(shard).await.map_err(|e| {
+        eprintln!("FindCoordinator for group {key}: {e}");
+        (
+            ErrorCode::CoordinatorNotAvailable,
+            "the offsets topic is not available",
+        )
+    })?;
+    let Some(view) = crate::cluster::view() else {
+        // No coordinator peer (never in a running broker): only this one.
+        let me = shard.shared.config.advertised();
+        return Ok((
+            shard.shared.config.broker_id,
+            me.host.clone(),
+            i32::from(me.port),
+        ));
+    };
+    let index = partition_for(key, topic.partitions);
+    let not_available = (
+        ErrorCode::CoordinatorNotAvailable,
+        "the group's offsets partition has no leader",
+    );
+    let leader = view
+        .partition(OFFSETS_TOPIC, index)
+        .map(|p| p.leader)
+        .filter(|&l| l >= 0)
+        .ok_or(not_available)?;
+    let broker = view.brokers.get(&leader).ok_or(not_available)?;
+    Ok((leader, broker.host.clone(), i32::from(broker.port)))
+}
+
 pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response {
     let request: FindCoordinatorRequest = match decode(header, body) {
         Ok(r) => r,
         Err(refusal) => return refusal,
     };
-    let config = &shard.shared.config;
-    let me = config.advertised();
-    let (node, host, port) = (
-        BrokerId(config.broker_id),
-        str_bytes(&me.host),
-        i32::from(me.port),
-    );
     if header.api_version >= 4 {
-        let coordinators = request
-            .coordinator_keys
-            .iter()
-            .map(|key| {
-                let c = Coordinator::default().with_key(key.clone());
-                match refuse(key, request.key_type) {
-                    None => c.with_node_id(node).with_host(host.clone()).with_port(port),
-                    Some((code, message)) => c
-                        .with_node_id(BrokerId(-1))
-                        .with_host(StrBytes::default())
-                        .with_port(-1)
-                        .with_error_code(code.code())
-                        .with_error_message(Some(str_bytes(message))),
-                }
-            })
-            .collect();
+        let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
+        for key in &request.coordinator_keys {
+            let c = Coordinator::default().with_key(key.clone());
+            coordinators.push(match locate(shard, key, request.key_type).await {
+                Ok((node, host, port)) => c
+                    .with_node_id(BrokerId(node))
+                    .with_host(str_bytes(&host))
+                    .with_port(port),
+                Err((code, message)) => c
+                    .with_node_id(BrokerId(-1))
+                    .with_host(StrBytes::default())
+                    .with_port(-1)
+                    .with_error_code(code.code())
+                    .with_error_message(Some(str_bytes(message))),
+            });
+        }
         return respond(
             header,
             &FindCoordinatorResponse::default().with_coordinators(coordinators),
@@ -76,12 +111,12 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
     } else {
         KEY_TYPE_GROUP
     };
-    let response = match refuse(&request.key, key_type) {
-        None => FindCoordinatorResponse::default()
-            .with_node_id(node)
-            .with_host(host)
+    let response = match locate(shard, &request.key, key_type).await {
+        Ok((node, host, port)) => FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(node))
+            .with_host(str_bytes(&host))
             .with_port(port),
-        Some((code, message)) => {
+        Err((code, message)) => {
             let r = FindCoordinatorResponse::default()
                 .with_node_id(BrokerId(-1))
                 .with_port(-1)

@@ -38,6 +38,8 @@ pub fn error_code(e: GroupError) -> ErrorCode {
         GroupError::NonEmptyGroup => ErrorCode::NonEmptyGroup,
         GroupError::GroupSubscribedToTopic => ErrorCode::GroupSubscribedToTopic,
         GroupError::OffsetMetadataTooLarge => ErrorCode::OffsetMetadataTooLarge,
+        GroupError::NotCoordinator => ErrorCode::NotCoordinator,
+        GroupError::RequestTimedOut => ErrorCode::RequestTimedOut,
     }
 }
 
@@ -46,6 +48,8 @@ pub fn error_code(e: GroupError) -> ErrorCode {
 pub fn driver_error_code(api: &str, group_id: &str, e: &DriverError) -> ErrorCode {
     match e {
         DriverError::Loading => ErrorCode::CoordinatorLoadInProgress,
+        // The client looks the coordinator up again; nothing to log.
+        DriverError::NotCoordinator => ErrorCode::NotCoordinator,
         other => {
             eprintln!("{api} for group {group_id}: {other}");
             ErrorCode::CoordinatorNotAvailable

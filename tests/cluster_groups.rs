@@ -1,0 +1,223 @@
+//! Group coordination in a cluster (issue 7): `__consumer_offsets` is
+//! replicated like any partition and the group coordinator fails over
+//! with it. Three real `ringtail broker` processes (the harness of
+//! tests/cluster.rs) with `offsets.topic.replication.factor=3`, and
+//! confluent-kafka (librdkafka) consumers through
+//! tests/clients/cluster_groups.py:
+//!
+//! - two consumers of one group read the first half of every partition
+//!   of an RF 3 topic and commit their positions synchronously;
+//! - `__consumer_offsets` has three replicas per partition, and the
+//!   broker FindCoordinator names is the leader of the group's offsets
+//!   partition;
+//! - that broker is killed with SIGKILL; a new consumer of the group
+//!   finds the new coordinator, reads back exactly the committed offsets,
+//!   resumes at them and reads every record to the end, in order, with
+//!   the values the producer sent; FindCoordinator now names a live
+//!   broker.
+
+mod cluster_harness;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cluster_harness::{python, repo, require_confluent_kafka, run, serial, Cluster, Out};
+
+const WAIT: Duration = Duration::from_secs(30);
+const TOPIC: &str = "orders";
+const GROUP: &str = "billing";
+const PARTITIONS: i32 = 3;
+const RECORDS: usize = 600;
+/// Kafka's `offsets.topic.num.partitions`, as the broker creates it.
+const OFFSETS_PARTITIONS: i32 = 50;
+
+/// Runs tests/clients/cluster_groups.py with `args`.
+fn groups(c: &Cluster, args: &[&str], timeout: Duration) -> Out {
+    let mut cmd = Command::new(python());
+    cmd.arg(repo().join("tests/clients/cluster_groups.py"))
+        .args(args);
+    let out = run(&mut cmd, timeout, &c.root);
+    assert!(out.ok, "[{}] cluster_groups.py {}: {out}", c.name, args[0]);
+    out
+}
+
+/// Lines `PREFIX a b c...` split after the prefix.
+fn fields<'a>(out: &'a Out, prefix: &str) -> Vec<Vec<&'a str>> {
+    out.stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(|rest| rest.split(' ').collect())
+        .collect()
+}
+
+fn num<T: std::str::FromStr>(s: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    s.parse().unwrap_or_else(|e| panic!("{s:?}: {e:?}"))
+}
+
+/// `COMMITTED p offset` lines.
+fn committed(out: &Out) -> BTreeMap<i32, i64> {
+    fields(out, "COMMITTED ")
+        .iter()
+        .map(|f| (num(f[0]), num(f[1])))
+        .collect()
+}
+
+/// The broker FindCoordinator names for the group.
+fn coordinator(c: &Cluster, bootstrap: &str) -> i32 {
+    let out = groups(c, &["coordinator", bootstrap, GROUP], WAIT);
+    let f = fields(&out, "COORDINATOR ");
+    assert_eq!(f.len(), 1, "{out}");
+    num(f[0][0])
+}
+
+/// Kafka's `partitionFor`: `abs(String.hashCode) % partitions`.
+fn offsets_partition(group: &str) -> i32 {
+    let h = group
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % OFFSETS_PARTITIONS
+}
+
+#[test]
+fn committed_offsets_survive_the_coordinator_and_consumers_resume_there() {
+    let _serial = serial();
+    require_confluent_kafka();
+    let started = Instant::now();
+    let mut c = Cluster::loopback("groups", 3, &["offsets.topic.replication.factor=3"]);
+    c.start_all();
+    c.create_topic(TOPIC, PARTITIONS as u32, 3, &["min.insync.replicas=2"]);
+    c.wait_fully_replicated(TOPIC, WAIT);
+
+    // What the producer sent, by (partition, offset).
+    let bootstrap = c.bootstrap();
+    let produced = groups(
+        &c,
+        &["produce", &bootstrap, TOPIC, &RECORDS.to_string()],
+        Duration::from_secs(60),
+    );
+    let mut sent: BTreeMap<(i32, i64), String> = BTreeMap::new();
+    for f in fields(&produced, "ACK ") {
+        sent.insert((num(f[1]), num(f[2])), format!("v-{}", f[0]));
+    }
+    assert_eq!(sent.len(), RECORDS, "{produced}");
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    for &(p, o) in sent.keys() {
+        let e = ends.entry(p).or_insert(0);
+        *e = (*e).max(o + 1);
+    }
+    for p in 0..PARTITIONS {
+        let n = sent.keys().filter(|(q, _)| *q == p).count() as i64;
+        assert_eq!(
+            ends.get(&p),
+            Some(&n),
+            "partition {p}: offsets 0.. without gaps"
+        );
+    }
+
+    // Two consumers of the group read the first half of each partition
+    // and commit.
+    let limits = ends
+        .iter()
+        .map(|(p, end)| format!("{p}:{}", end / 2))
+        .collect::<Vec<_>>()
+        .join(",");
+    let first = groups(
+        &c,
+        &["commit", &bootstrap, TOPIC, GROUP, &limits],
+        Duration::from_secs(60),
+    );
+    let commits = committed(&first);
+    eprintln!(
+        "[{}] {} assigned {:?}, committed {commits:?} of ends {ends:?}",
+        c.name,
+        GROUP,
+        fields(&first, "ASSIGNED ")
+    );
+    let halves: BTreeMap<i32, i64> = ends.iter().map(|(p, e)| (*p, e / 2)).collect();
+    assert_eq!(
+        commits, halves,
+        "the group committed half of each partition: {first}"
+    );
+    let committed_total: i64 = commits.values().sum();
+
+    // `__consumer_offsets` has three replicas everywhere, and the group's
+    // coordinator is the leader of its offsets partition.
+    let offsets = c.wait_fully_replicated("__consumer_offsets", WAIT);
+    assert_eq!(offsets.len(), OFFSETS_PARTITIONS as usize);
+    assert!(offsets.iter().all(|p| p.replicas.len() == 3));
+    let index = offsets_partition(GROUP);
+    let leader = offsets
+        .iter()
+        .find(|p| p.partition == index)
+        .and_then(|p| p.leader)
+        .expect("a leader");
+    let coord = coordinator(&c, &bootstrap);
+    assert_eq!(
+        coord, leader,
+        "FindCoordinator names the leader of __consumer_offsets-{index}"
+    );
+
+    // The coordinator dies; a new consumer of the group resumes.
+    let killed_at = Instant::now();
+    c.kill9(coord);
+    let live = c.live_bootstrap();
+    let resumed = groups(
+        &c,
+        &["resume", &live, TOPIC, GROUP, &PARTITIONS.to_string()],
+        Duration::from_secs(60),
+    );
+    let resumed_ms = killed_at.elapsed().as_millis();
+    let moved_to = coordinator(&c, &live);
+    eprintln!(
+        "[{}] killed coordinator {coord}; the group resumed through broker {moved_to} {resumed_ms} ms after the kill",
+        c.name
+    );
+    assert_ne!(moved_to, coord, "FindCoordinator names a live broker");
+
+    // The committed offsets survived, exactly.
+    let after = committed(&resumed);
+    for p in 0..PARTITIONS {
+        let want = commits.get(&p).copied().unwrap_or(-1);
+        assert_eq!(
+            after.get(&p).copied(),
+            Some(want),
+            "partition {p}: committed offset after the failover ({after:?} vs {commits:?})"
+        );
+    }
+    // The new consumer starts at them and reads every record to the end.
+    let mut read: BTreeMap<i32, Vec<(i64, String)>> = BTreeMap::new();
+    for f in fields(&resumed, "READ ") {
+        read.entry(num(f[0]))
+            .or_default()
+            .push((num(f[1]), f[2].to_string()));
+    }
+    for p in 0..PARTITIONS {
+        let from = commits.get(&p).copied().unwrap_or(0);
+        let want: Vec<(i64, String)> = (from..ends[&p])
+            .map(|o| (o, sent[&(p, o)].clone()))
+            .collect();
+        let got = read.remove(&p).unwrap_or_default();
+        assert_eq!(
+            got.first().map(|r| r.0),
+            want.first().map(|r| r.0),
+            "partition {p}: resumes at its committed offset {from}"
+        );
+        assert_eq!(
+            got, want,
+            "partition {p}: every record from {from} to the end, once, in order"
+        );
+    }
+    assert!(read.is_empty(), "no other partition: {read:?}");
+    eprintln!(
+        "[{}] resumed at {commits:?}, read {} records to {ends:?}; {} ms in all",
+        c.name,
+        RECORDS as i64 - committed_total,
+        started.elapsed().as_millis()
+    );
+    c.stop_all();
+}
