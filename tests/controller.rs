@@ -1,14 +1,18 @@
 //! The controller against real broker processes (three brokers, three
 //! coordinator voters, loopback), read through `ringtail coordinator` as
-//! an operator would with zkCli. No records flow: this is the control
-//! plane alone (partition states in the tree).
+//! an operator would with zkCli. No records are produced: this is the
+//! control plane (partition states in the tree), with the replication
+//! driver's followers fetching empty logs.
 //!
 //! - kill -9 of the broker leading partition 0: within seconds the state
 //!   names another ISR member at leader epoch 1, the ISR lost the dead
 //!   broker (in every partition), and a broker's log has the controller's
 //!   line for it;
 //! - the dead broker restarts: its registration is new (another czxid,
-//!   the broker epoch) and it leads nothing in its old epoch;
+//!   the broker epoch) and it leads nothing in its old epoch; the
+//!   partition's leader (the replication driver) adds it back to the ISR
+//!   through the ISR writer, and the preferred-leader check makes it the
+//!   leader again in a new epoch;
 //! - a controlled-shutdown request (`/admin/controlled_shutdown/N`, which
 //!   `Coordinator::controlled_shutdown` creates) moves every leadership of
 //!   that broker to another ISR member and takes it out of the others'
@@ -83,6 +87,8 @@ impl Broker {
             format!("coordinator.client.port={}", self.client_port),
             format!("coordinator.voters={}", self.voters),
             "shard.count=1".to_string(),
+            // Preferred leaders come back within a second.
+            "leader.imbalance.check.interval.seconds=1".to_string(),
         ];
         let mut cmd = Command::new(BIN);
         cmd.arg("broker");
@@ -349,6 +355,26 @@ fn the_controller_fails_over_fences_and_drains() {
         );
     }
 
+    // Its replica catches up (an empty log) and the leader of partition k
+    // adds it back to the ISR through the controller module's ISR writer,
+    // naming its new broker epoch (KIP-903); then, as the preferred
+    // replica (first in the assignment), it leads again in a new epoch.
+    let back = eventually("the preferred leader back at partition k", || {
+        let s = state(&server, k)?;
+        (s.leader == dead).then_some(s)
+    });
+    assert!(back.leader_epoch >= 2, "{back:?}");
+    let log = brokers[controller as usize].log();
+    assert!(
+        log.contains(&format!(
+            "controller: {TOPIC}-{k} leader {} -> {dead}",
+            pk.leader
+        )) && log.contains("(preferred leader)"),
+        "{log}"
+    );
+    println!("broker {dead} rejoined the ISR and leads partition {k} again: {back:?}");
+    let now = states(&server).expect("states");
+
     // 3. A controlled shutdown of the broker leading partition 0: its
     //    leaderships move to other ISR members, it leaves the ISRs.
     let draining = now[0].leader;
@@ -377,8 +403,9 @@ fn the_controller_fails_over_fences_and_drains() {
 
     // 4. The controller itself dies: another broker takes over in a later
     //    epoch, and partitions it led move or go offline.
+    let before = states(&server).expect("states");
     let led: Vec<usize> = (0..PARTITIONS)
-        .filter(|&p| drained[p].leader == controller)
+        .filter(|&p| before[p].leader == controller)
         .collect();
     brokers[controller as usize].kill9();
     let other = (0..3).find(|&b| b != controller).expect("another broker");
@@ -395,7 +422,7 @@ fn the_controller_fails_over_fences_and_drains() {
     for &p in &led {
         assert_eq!(last[p].controller_epoch, epoch, "{:?}", last[p]);
         assert!(
-            last[p].leader_epoch > drained[p].leader_epoch,
+            last[p].leader_epoch > before[p].leader_epoch,
             "{:?}",
             last[p]
         );
