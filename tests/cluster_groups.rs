@@ -7,9 +7,10 @@
 //!
 //! - two consumers of one group read the first half of every partition
 //!   of an RF 3 topic and commit their positions synchronously;
-//! - `__consumer_offsets` has three replicas per partition, and the
-//!   broker FindCoordinator names is the leader of the group's offsets
-//!   partition;
+//! - `__consumer_offsets` has three replicas per partition; every broker's
+//!   FindCoordinator names the leader of the group's offsets partition,
+//!   whose OffsetFetch answers the committed offsets, while the other two
+//!   answer NOT_COORDINATOR (Ringtail's own client, raw requests);
 //! - that broker is killed with SIGKILL; a new consumer of the group
 //!   finds the new coordinator, reads back exactly the committed offsets,
 //!   resumes at them and reads every record to the end, in order, with
@@ -23,6 +24,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cluster_harness::{python, repo, require_confluent_kafka, run, serial, Cluster, Out};
+use ringtail::admin::client::Client;
+use ringtail_protocol::messages::kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use ringtail_protocol::messages::kafka_protocol::messages::{
+    FindCoordinatorRequest, GroupId, OffsetFetchRequest, TopicName,
+};
+use ringtail_protocol::messages::kafka_protocol::protocol::StrBytes;
 
 const WAIT: Duration = Duration::from_secs(30);
 const TOPIC: &str = "orders";
@@ -72,6 +79,53 @@ fn coordinator(c: &Cluster, bootstrap: &str) -> i32 {
     let f = fields(&out, "COORDINATOR ");
     assert_eq!(f.len(), 1, "{out}");
     num(f[0][0])
+}
+
+/// Kafka's NOT_COORDINATOR.
+const NOT_COORDINATOR: i16 = 16;
+
+fn s(x: &str) -> StrBytes {
+    StrBytes::from_string(x.to_string())
+}
+
+/// FindCoordinator (v3, one key) sent to the broker at `addr`: the node
+/// id it names.
+fn find_coordinator(addr: &str) -> i32 {
+    let mut c = Client::connect(addr, "find").expect("connect");
+    let r = c
+        .roundtrip(
+            3,
+            &FindCoordinatorRequest::default()
+                .with_key(s(GROUP))
+                .with_key_type(0),
+        )
+        .expect("FindCoordinator");
+    assert_eq!(r.error_code, 0, "{addr}: {r:?}");
+    r.node_id.0
+}
+
+/// OffsetFetch (v7) for the group sent to the broker at `addr`: the
+/// group-level error code and the offsets committed.
+fn offset_fetch(addr: &str) -> (i16, BTreeMap<i32, i64>) {
+    let mut c = Client::connect(addr, "fetch").expect("connect");
+    let r = c
+        .roundtrip(
+            7,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(s(GROUP)))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(s(TOPIC)))
+                    .with_partition_indexes((0..PARTITIONS).collect())])),
+        )
+        .expect("OffsetFetch");
+    let offsets = r
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter(|p| p.committed_offset >= 0)
+        .map(|p| (p.partition_index, p.committed_offset))
+        .collect();
+    (r.error_code, offsets)
 }
 
 /// Kafka's `partitionFor`: `abs(String.hashCode) % partitions`.
@@ -161,6 +215,29 @@ fn committed_offsets_survive_the_coordinator_and_consumers_resume_there() {
         coord, leader,
         "FindCoordinator names the leader of __consumer_offsets-{index}"
     );
+    for n in &c.nodes {
+        let addr = n.bootstrap();
+        assert_eq!(
+            find_coordinator(&addr),
+            leader,
+            "broker {}'s FindCoordinator",
+            n.id
+        );
+        let (code, offsets) = offset_fetch(&addr);
+        if n.id == leader {
+            assert_eq!(
+                (code, &offsets),
+                (0, &commits),
+                "OffsetFetch at the coordinator"
+            );
+        } else {
+            assert_eq!(
+                code, NOT_COORDINATOR,
+                "OffsetFetch at broker {}, which does not lead __consumer_offsets-{index}",
+                n.id
+            );
+        }
+    }
 
     // The coordinator dies; a new consumer of the group resumes.
     let killed_at = Instant::now();
@@ -178,6 +255,12 @@ fn committed_offsets_survive_the_coordinator_and_consumers_resume_there() {
         c.name
     );
     assert_ne!(moved_to, coord, "FindCoordinator names a live broker");
+    let moved_addr = c.node(moved_to).bootstrap();
+    assert_eq!(
+        offset_fetch(&moved_addr),
+        (0, commits.clone()),
+        "OffsetFetch at the new coordinator"
+    );
 
     // The committed offsets survived, exactly.
     let after = committed(&resumed);

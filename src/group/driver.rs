@@ -752,3 +752,35 @@ async fn replay(
     }
     Ok(count)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_errors_map_as_kafkas_group_metadata_manager() {
+        // Leadership moved: the client must find the new coordinator.
+        for code in [
+            ErrorCode::NotLeaderOrFollower,
+            ErrorCode::FencedLeaderEpoch,
+            ErrorCode::KafkaStorageError,
+        ] {
+            assert_eq!(append_error(code), GroupError::NotCoordinator, "{code:?}");
+        }
+        assert_eq!(
+            append_error(ErrorCode::RequestTimedOut),
+            GroupError::RequestTimedOut
+        );
+        for code in [
+            ErrorCode::NotEnoughReplicas,
+            ErrorCode::NotEnoughReplicasAfterAppend,
+            ErrorCode::UnknownServerError,
+        ] {
+            assert_eq!(
+                append_error(code),
+                GroupError::CoordinatorNotAvailable,
+                "{code:?}"
+            );
+        }
+    }
+}
