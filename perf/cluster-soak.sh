@@ -8,11 +8,14 @@
 # is back in the ISR. At the end it reads everything back, compares the
 # replicas byte for byte below the high watermark and prints one line:
 #
-#   acknowledged=N read_back=N lost=0 duplicated=0 failed_deliveries=0 failover_p50_ms=X failover_p99_ms=Y cycles=200
+#   acknowledged=N read_back=N lost=0 duplicated=0 failover_p50_ms=X failover_p99_ms=Y cycles=200 failed_deliveries=0 metadata_p50_ms=Z metadata_p99_ms=W
 #
-# Failover time: from the kill (or cut) to the first acks=all delivery
-# report, delivered after it, on a partition the broker led (cycles whose
-# victim led nothing have none). Exits non-zero when anything
+# The victim of each cycle is the leader of a random partition. Failover
+# time: from the kill (or cut) to the first acks=all delivery report,
+# delivered after it, on a partition the broker led (this includes the
+# client noticing: a request in flight to a cut-off broker waits for its
+# 5 s socket timeout); metadata time: from the kill (or cut) until
+# Metadata names another leader for each of them. Exits non-zero when anything
 # acknowledged is lost or duplicated, a delivery failed, or the replicas
 # differ. The body is the ignored test `soak_kill_and_cut_cycles` in
 # tests/cluster.rs (the same harness as the cluster tests).

@@ -649,6 +649,7 @@ fn soak_kill_and_cut_cycles() {
     let mut producer = c.producer(T, 200);
     producer.wait_acks(0, 100, None, WAIT);
     let mut failovers = Vec::new();
+    let mut elections = Vec::new();
     for cycle in 0..cycles {
         if !producer.is_running() {
             eprintln!("[soak] cycle {cycle}: the producer stopped; checking what it acknowledged");
@@ -676,18 +677,35 @@ fn soak_kill_and_cut_cycles() {
         }
         // Failover time: fault -> the first acks=all delivery on a
         // partition the victim led, delivered after the fault.
+        // Also the time until Metadata names another leader for every
+        // partition the victim led.
         let mut took = None;
+        let mut elected = None;
         if !affected.is_empty() {
             let deadline = Instant::now() + WAIT;
-            while took.is_none() {
-                let report = producer.report();
-                took = affected
-                    .iter()
-                    .filter_map(|p| first_ack_after(&report, *p, fault_at))
-                    .min();
+            while took.is_none() || elected.is_none() {
+                if took.is_none() {
+                    let report = producer.report();
+                    took = affected
+                        .iter()
+                        .filter_map(|p| first_ack_after(&report, *p, fault_at))
+                        .min();
+                }
+                if elected.is_none() {
+                    if let Ok((parts, _)) = c.describe(T) {
+                        let moved = affected.iter().all(|a| {
+                            parts
+                                .iter()
+                                .any(|p| p.partition == *a && p.leader.is_some_and(|l| l != victim))
+                        });
+                        if moved {
+                            elected = Some(now_ms() - fault_at);
+                        }
+                    }
+                }
                 assert!(
                     Instant::now() < deadline,
-                    "[soak] cycle {cycle}: no acks=all delivery on {affected:?} within {WAIT:?} of {} broker {victim}",
+                    "[soak] cycle {cycle}: within {WAIT:?} of {} broker {victim}: first acks=all delivery on {affected:?} {took:?}, new leaders in Metadata {elected:?}",
                     if cut { "cutting off" } else { "killing" }
                 );
                 std::thread::sleep(Duration::from_millis(20));
@@ -696,6 +714,9 @@ fn soak_kill_and_cut_cycles() {
         if let Some(ms) = took {
             failovers.push(ms);
         }
+        if let Some(ms) = elected {
+            elections.push(ms);
+        }
         if cut {
             c.heal(victim);
         } else {
@@ -703,7 +724,7 @@ fn soak_kill_and_cut_cycles() {
         }
         c.wait_fully_replicated(T, WAIT);
         eprintln!(
-            "[soak] cycle {cycle}: {} broker {victim} (led {affected:?}), failover {took:?} ms, {} acknowledged",
+            "[soak] cycle {cycle}: {} broker {victim} (led {affected:?}), first acks=all delivery after {took:?} ms, new leaders in Metadata after {elected:?} ms, {} acknowledged",
             if cut { "cut" } else { "SIGKILL" },
             producer.acked(None)
         );
@@ -717,15 +738,18 @@ fn soak_kill_and_cut_cycles() {
     let mut replica_problems = compare_replicas(&c, T, &hws);
     replica_problems.extend(verify_logs(&c, T, 3));
     failovers.sort();
+    elections.sort();
     println!(
-        "acknowledged={} read_back={} lost={} duplicated={} failed_deliveries={} failover_p50_ms={} failover_p99_ms={} cycles={cycles} (failover: fault -> first acks=all delivery on a partition the broker led; {} cycles had one)",
+        "acknowledged={} read_back={} lost={} duplicated={} failover_p50_ms={} failover_p99_ms={} cycles={cycles} failed_deliveries={} metadata_p50_ms={} metadata_p99_ms={} (failover: fault -> first acks=all delivery on a partition the broker led, {} cycles; metadata: fault -> Metadata names new leaders for all of them)",
         summary.acknowledged,
         summary.read,
         summary.lost,
         summary.duplicated,
-        report.failed.len(),
         percentile(&failovers, 50.0),
         percentile(&failovers, 99.0),
+        report.failed.len(),
+        percentile(&elections, 50.0),
+        percentile(&elections, 99.0),
         failovers.len()
     );
     assert!(
