@@ -67,6 +67,7 @@ pub(crate) async fn run(
     let mut skipped_before = BTreeSet::new();
     let mut term: Option<Term> = None;
     let mut next_rebalance = Instant::now() + Duration::from_millis(settings.rebalance_interval_ms);
+    let mut next_pass = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         let zxid = ctx.with_tree(|t| t.last_zxid().0 as i64);
         if zxid != last_zxid {
@@ -81,19 +82,23 @@ pub(crate) async fn run(
             published.publish(Arc::new(v));
         }
         term = current_term(&ctx, term);
-        if let Some(t) = term {
+        if let Some(t) = term.filter(|_| Instant::now() >= next_pass) {
             let due = settings.rebalance && Instant::now() >= next_rebalance;
             if due {
                 next_rebalance =
                     Instant::now() + Duration::from_millis(settings.rebalance_interval_ms);
             }
             let view = published.view().load_full();
-            if !act(&ctx, t, &view, due, settings.unclean).await {
-                eprintln!(
-                    "controller: deposed (controller epoch {} is no longer current)",
-                    t.epoch
-                );
-                term = None;
+            match act(&ctx, t, &view, due, settings.unclean).await {
+                Pass::Done => {}
+                Pass::Failed => next_pass = Instant::now() + RETRY_AFTER,
+                Pass::Deposed => {
+                    eprintln!(
+                        "controller: deposed (controller epoch {} is no longer current)",
+                        t.epoch
+                    );
+                    term = None;
+                }
             }
         }
         sleep(TICK).await;
@@ -130,15 +135,27 @@ fn current_term(ctx: &Ctx, term: Option<Term>) -> Option<Term> {
 /// Writes at once at most this many changes (the ensemble batches them).
 const WRITES_IN_FLIGHT_MAX: usize = 512;
 
-/// Writes `view`'s decisions, many at a time; false when this controller
-/// was deposed.
+/// How one pass of writes went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Done,
+    /// Some writes failed (no quorum, say): retry after [`RETRY_AFTER`].
+    Failed,
+    /// `/controller_epoch` moved on: this controller was deposed.
+    Deposed,
+}
+
+/// How long a controller waits after a pass whose writes failed.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Writes `view`'s decisions, many at a time.
 async fn act(
     ctx: &Rc<Ctx>,
     term: Term,
     view: &ClusterView,
     rebalance_due: bool,
     unclean: bool,
-) -> bool {
+) -> Pass {
     let changes = decide(view, rebalance_due, unclean);
     for chunk in changes.chunks(WRITES_IN_FLIGHT_MAX) {
         let writes: Vec<_> = chunk
@@ -149,6 +166,7 @@ async fn act(
             })
             .collect();
         let mut deposed = false;
+        let (mut failed, mut first_failure) = (0usize, None);
         for (change, write) in chunk.iter().zip(writes) {
             match write.await {
                 Ok(_) => eprintln!("controller: {change}"),
@@ -157,15 +175,21 @@ async fn act(
                 // next view.
                 Err((1, ErrorCode::BadVersion | ErrorCode::NoNode)) => {}
                 Err((i, code)) => {
-                    eprintln!("controller: cannot write {change}: op {i}: {code}");
+                    failed += 1;
+                    first_failure.get_or_insert(format!("{change}: op {i}: {code}"));
                 }
             }
         }
         if deposed {
-            return false;
+            return Pass::Deposed;
+        }
+        // One line per pass: without a quorum every write fails alike.
+        if let Some(first) = first_failure {
+            eprintln!("controller: {failed} state writes failed, the first: {first}");
+            return Pass::Failed;
         }
     }
-    true
+    Pass::Done
 }
 
 async fn write_change(
