@@ -435,11 +435,12 @@ impl Driver {
 /// new leader's log is the partition's truth (a leader never truncates
 /// its own log; records above the HW become committed as the followers
 /// copy them, or, if this broker loses leadership first, the groups are
-/// unloaded again). Stopping at the HW would leave out commits that the
-/// previous leader had acknowledged only if the HW here already passed
-/// them, which it may not have yet: the HW of a new leader lags until
-/// the followers fetch. Reads repeat until the end stops moving (batches
-/// fetched as follower may still be landing).
+/// unloaded again). Stopping at the HW would leave out commits the
+/// previous leader had already acknowledged: every ISR member, this one
+/// included, has them durable, but a follower learns the HW one fetch
+/// late and a new leader's HW moves only when its followers fetch again.
+/// Reads repeat until the end stops moving (batches fetched as follower
+/// may still be landing).
 async fn load(d: Rc<Driver>, p: Rc<Partition>, epoch: i32) {
     let index = p.index;
     let name = format!("{OFFSETS_TOPIC}-{index}");

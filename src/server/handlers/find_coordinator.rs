@@ -1,9 +1,9 @@
 //! FindCoordinator v0-4 (v4: batched keys). A group's coordinator is the
 //! leader of its `__consumer_offsets` partition, as the cluster view has it
 //! (Kafka's `partitionFor` then the partition's leader); the topic is
-//! created on first use, as Kafka does here. No leader (offline, or the
-//! topic's state not in the view yet): COORDINATOR_NOT_AVAILABLE, and the
-//! client asks again. Transactions are not implemented, so transaction
+//! created on first use, in the background, as Kafka does here. No leader
+//! (offline, the topic being created, or its state not in the view yet):
+//! COORDINATOR_NOT_AVAILABLE, and the client asks again. Transactions are not implemented, so transaction
 //! keys get COORDINATOR_NOT_AVAILABLE.
 //!
 //! librdkafka also reads this API's presence as "the broker supports LZ4"
@@ -49,13 +49,28 @@ async fn locate(shard: &Rc<Shard>, key: &str, key_type: i8) -> Result<(i32, Stri
     if let Some(refusal) = refuse(key, key_type) {
         return Err(refusal);
     }
-    let topic = driver::offsets_topic(shard).await.map_err(|e| {
-        eprintln!("FindCoordinator for group {key}: {e}");
-        (
+    let existing = shard
+        .shared
+        .metadata
+        .snapshot()
+        .topic(OFFSETS_TOPIC)
+        .cloned();
+    let Some(topic) = existing else {
+        // Kafka creates the topic on first use in the background and
+        // answers COORDINATOR_NOT_AVAILABLE meanwhile; the client asks
+        // again. Waiting here would hold up the answers queued behind
+        // this one on the connection (50 partitions to assign and open).
+        let shard = shard.clone();
+        ringtail_io::rt::spawn(async move {
+            if let Err(e) = driver::offsets_topic(&shard).await {
+                eprintln!("FindCoordinator: {e}");
+            }
+        });
+        return Err((
             ErrorCode::CoordinatorNotAvailable,
-            "the offsets topic is not available",
-        )
-    })?;
+            "the offsets topic is being created",
+        ));
+    };
     let Some(view) = crate::cluster::view() else {
         // No coordinator peer (never in a running broker): only this one.
         let me = shard.shared.config.advertised();
