@@ -28,7 +28,7 @@ use crate::controller::view::{ClusterView, TopicInfo};
 use crate::controller::IsrWriter;
 use crate::metadata::TopicMeta;
 use crate::partition::replica::Order;
-use crate::shard::{self, Shard, Shared};
+use crate::shard::{self, Shard, ShardId, Shared};
 
 struct Handle {
     broker_id: i32,
@@ -103,15 +103,23 @@ pub fn install(coordinator: &crate::coordinator::Coordinator, shared: Arc<Shared
             return;
         }
         let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-        shared.metadata.follow_tree(
-            view.topics
-                .values()
-                .map(|t| (t.name.clone(), Arc::new(topic_meta(t))))
-                .collect::<BTreeMap<_, _>>(),
+        let metas: BTreeMap<String, Arc<TopicMeta>> = view
+            .topics
+            .values()
+            .map(|t| (t.name.clone(), Arc::new(topic_meta(t))))
+            .collect();
+        // The table's writer lock may be held by a shard that waits for
+        // this (the coordinator) thread to commit a topic change: take it
+        // on a shard, never here.
+        let table = metas.clone();
+        shared.mesh.send_from_control(
+            ShardId(0),
+            Box::new(move || {
+                Box::pin(async move { shard::current().shared.metadata.follow_tree(table) })
+            }),
         );
-        let snapshot = shared.metadata.snapshot();
         for t in view.topics.values() {
-            let Some(meta) = snapshot.topic(&t.name).cloned() else {
+            let Some(meta) = metas.get(&t.name).cloned() else {
                 continue;
             };
             for (i, p) in t.partitions.iter().enumerate() {
@@ -168,7 +176,7 @@ pub fn install(coordinator: &crate::coordinator::Coordinator, shared: Arc<Shared
         }
         for t in view.topics.values() {
             if t.partitions.iter().any(|p| p.replicas.contains(&me)) {
-                if let Some(meta) = snapshot.topic(&t.name) {
+                if let Some(meta) = metas.get(&t.name) {
                     held.insert((t.name.clone(), t.id), meta.clone());
                 }
             }

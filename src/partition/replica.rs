@@ -98,8 +98,10 @@ pub struct ReplState {
     /// Produce requests waiting for `ProduceDone` (or, for `acks=0`, for
     /// their append).
     waiters: RefCell<HashMap<u64, OneshotSender<ProduceResult>>>,
-    /// Batches of produce requests waiting for their `Append`.
-    batches: RefCell<HashMap<u64, BytesMut>>,
+    /// Batches of produce requests waiting for their `Append`, with
+    /// whether the request is `acks=0` (answered at its append; the others
+    /// wait for the core's `ProduceDone`).
+    batches: RefCell<HashMap<u64, (BytesMut, bool)>>,
     /// Follower: batches of the last FetchResponse, waiting for
     /// `AppendFetched`.
     fetched: RefCell<VecDeque<(BatchMeta, BytesMut)>>,
@@ -347,7 +349,7 @@ impl Partition {
         base: Offset,
         epoch: LeaderEpoch,
     ) {
-        let Some(batch) = r.batches.borrow_mut().remove(&request.0) else {
+        let Some((batch, acks_none)) = r.batches.borrow_mut().remove(&request.0) else {
             return;
         };
         let end = self.log.offsets().log_end.0;
@@ -373,9 +375,12 @@ impl Partition {
                     crate::metrics::shard::appended(&p.topic.name, p.index, bytes, records);
                     p.after_append(&info);
                     p.after_local_append(&r);
-                    // acks=0 waits for its append only.
-                    if let Some(tx) = r.waiters.borrow_mut().remove(&request.0) {
-                        tx.send(Ok(Offset(info.base_offset.0)));
+                    // acks=0 waits for its append only; acks=1 and all for
+                    // the core's ProduceDone (written, or under the HW).
+                    if acks_none {
+                        if let Some(tx) = r.waiters.borrow_mut().remove(&request.0) {
+                            tx.send(Ok(Offset(info.base_offset.0)));
+                        }
                     }
                 }
                 Err(e) => {
@@ -453,7 +458,9 @@ impl Partition {
         let request = r.next_request.get();
         r.next_request.set(request + 1);
         let (tx, rx) = oneshot();
-        r.batches.borrow_mut().insert(request, batch);
+        r.batches
+            .borrow_mut()
+            .insert(request, (batch, acks == Acks::None));
         r.waiters.borrow_mut().insert(request, tx);
         let outputs = self.step(Input::Produce {
             request: RequestId(request),
