@@ -16,6 +16,10 @@
 //!   resumes at them and reads every record to the end, in order, with
 //!   the values the producer sent; FindCoordinator now names a live
 //!   broker.
+//! - a member that survives its coordinator's SIGKILL keeps its
+//!   membership: the new coordinator loaded the group's metadata from the
+//!   replicated log, so the member's heartbeats and commits go on there
+//!   without a rejoin, and it reads and commits to the end.
 
 mod cluster_harness;
 
@@ -23,7 +27,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cluster_harness::{python, repo, require_confluent_kafka, run, serial, Cluster, Out};
+use cluster_harness::{
+    python, repo, require_confluent_kafka, run, serial, wait_for, wait_timeout, Cluster, Out,
+};
 use ringtail::admin::client::Client;
 use ringtail_protocol::messages::kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use ringtail_protocol::messages::kafka_protocol::messages::{
@@ -32,6 +38,7 @@ use ringtail_protocol::messages::kafka_protocol::messages::{
 use ringtail_protocol::messages::kafka_protocol::protocol::StrBytes;
 
 const WAIT: Duration = Duration::from_secs(30);
+const SURVIVOR_GROUP: &str = "audit";
 const TOPIC: &str = "orders";
 const GROUP: &str = "billing";
 const PARTITIONS: i32 = 3;
@@ -71,6 +78,14 @@ fn committed(out: &Out) -> BTreeMap<i32, i64> {
         .iter()
         .map(|f| (num(f[0]), num(f[1])))
         .collect()
+}
+
+/// The broker FindCoordinator names for `group`.
+fn coordinator_of(c: &Cluster, bootstrap: &str, group: &str) -> i32 {
+    let out = groups(c, &["coordinator", bootstrap, group], WAIT);
+    let f = fields(&out, "COORDINATOR ");
+    assert_eq!(f.len(), 1, "{out}");
+    num(f[0][0])
 }
 
 /// The broker FindCoordinator names for the group.
@@ -137,17 +152,17 @@ fn offsets_partition(group: &str) -> i32 {
     abs % OFFSETS_PARTITIONS
 }
 
-#[test]
-fn committed_offsets_survive_the_coordinator_and_consumers_resume_there() {
-    let _serial = serial();
-    require_confluent_kafka();
-    let started = Instant::now();
-    let mut c = Cluster::loopback("groups", 3, &["offsets.topic.replication.factor=3"]);
+/// Values sent, by (partition, offset).
+type Sent = BTreeMap<(i32, i64), String>;
+
+/// A started three-broker cluster with `TOPIC` (RF 3) holding `RECORDS`
+/// records: what was sent by (partition, offset), and each partition's
+/// end.
+fn cluster_with_records(name: &str) -> (Cluster, Sent, BTreeMap<i32, i64>) {
+    let mut c = Cluster::loopback(name, 3, &["offsets.topic.replication.factor=3"]);
     c.start_all();
     c.create_topic(TOPIC, PARTITIONS as u32, 3, &["min.insync.replicas=2"]);
     c.wait_fully_replicated(TOPIC, WAIT);
-
-    // What the producer sent, by (partition, offset).
     let bootstrap = c.bootstrap();
     let produced = groups(
         &c,
@@ -172,6 +187,118 @@ fn committed_offsets_survive_the_coordinator_and_consumers_resume_there() {
             "partition {p}: offsets 0.. without gaps"
         );
     }
+    (c, sent, ends)
+}
+
+#[test]
+fn a_surviving_member_keeps_its_membership_when_the_coordinator_dies() {
+    let _serial = serial();
+    require_confluent_kafka();
+    let started = Instant::now();
+    let (mut c, sent, ends) = cluster_with_records("survivor");
+    let bootstrap = c.bootstrap();
+    let go = c.root.join("survivor.go");
+    let out_path = c.root.join("survivor.out");
+    let err_path = c.root.join("survivor.err");
+    let mut child = Command::new(python())
+        .arg(repo().join("tests/clients/cluster_groups.py"))
+        .args(["survive", &bootstrap, TOPIC, SURVIVOR_GROUP])
+        .arg(&go)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("survivor stdout"))
+        .stderr(std::fs::File::create(&err_path).expect("survivor stderr"))
+        .spawn()
+        .expect("start the survivor");
+    let read_out = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    wait_for(Duration::from_secs(45), "the survivor commits half", || {
+        if read_out().lines().any(|l| l == "READY") {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}\n{}",
+                read_out(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            ))
+        }
+    });
+    let coord = coordinator_of(&c, &bootstrap, SURVIVOR_GROUP);
+    let killed_at = Instant::now();
+    c.kill9(coord);
+    std::fs::write(&go, b"go").expect("write the go file");
+    let status = wait_timeout(&mut child, Duration::from_secs(60));
+    let text = read_out();
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "[{}] survivor ({status:?}):\n{text}\n---- stderr ----\n{err}",
+        c.name
+    );
+    let done_ms = killed_at.elapsed().as_millis();
+    let out = Out {
+        ok: true,
+        status: "0".into(),
+        stdout: text,
+        stderr: err,
+    };
+    let members: Vec<String> = fields(&out, "MEMBER ")
+        .iter()
+        .map(|f| f[0].to_string())
+        .collect();
+    assert_eq!(members.len(), 2, "{out}");
+    assert_eq!(
+        members[0], members[1],
+        "the member kept its id across the failover: {out}"
+    );
+    assert_eq!(
+        fields(&out, "ASSIGNS ")[0][0],
+        "1",
+        "no rejoin, no second assignment: {out}"
+    );
+    // Its commits before the kill, then after it: the ends.
+    let commits: Vec<(i32, i64)> = fields(&out, "COMMITTED ")
+        .iter()
+        .map(|f| (num(f[0]), num(f[1])))
+        .collect();
+    let halves: Vec<(i32, i64)> = ends.iter().map(|(p, e)| (*p, e / 2)).collect();
+    let whole: Vec<(i32, i64)> = ends.iter().map(|(p, e)| (*p, *e)).collect();
+    assert_eq!(commits, [halves.clone(), whole].concat(), "{out}");
+    // What it read after the kill: the second half of each partition.
+    let mut read: BTreeMap<(i32, i64), String> = BTreeMap::new();
+    for f in fields(&out, "READ ") {
+        let key = (num(f[0]), num(f[1]));
+        assert!(
+            read.insert(key, f[2].to_string()).is_none(),
+            "read twice: {key:?}"
+        );
+    }
+    let want: BTreeMap<(i32, i64), String> = sent
+        .iter()
+        .filter(|((p, o), _)| *o >= ends[p] / 2)
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    assert_eq!(read, want, "the second half, once");
+    let live = c.live_bootstrap();
+    let moved_to = coordinator_of(&c, &live, SURVIVOR_GROUP);
+    assert_ne!(moved_to, coord);
+    eprintln!(
+        "[{}] member {} survived coordinator {coord}'s SIGKILL (now {moved_to}) and finished {done_ms} ms after it; {} ms in all",
+        c.name,
+        members[0],
+        started.elapsed().as_millis()
+    );
+    c.stop_all();
+}
+
+#[test]
+fn committed_offsets_survive_the_coordinator_and_consumers_resume_there() {
+    let _serial = serial();
+    require_confluent_kafka();
+    let started = Instant::now();
+    let (mut c, sent, ends) = cluster_with_records("groups");
+    let bootstrap = c.bootstrap();
 
     // Two consumers of the group read the first half of each partition
     // and commit.

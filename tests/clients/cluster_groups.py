@@ -23,6 +23,14 @@ Usage:
       ("COMMITTED <p> <offset>", -1 when nothing), then subscribes and
       reads to the end of every partition (the high watermark), printing
       "READ <p> <offset> <value>" and at last "END <p> <high>".
+  cluster_groups.py survive BOOTSTRAP TOPIC GROUP GO_FILE
+      One consumer of GROUP reads the first half of every partition,
+      commits, prints "COMMITTED <p> <offset>" per partition, "MEMBER
+      <member id>" and "READY", and pauses (heartbeats go on) until
+      GO_FILE exists; then it reads on to the end, commits again and
+      prints "READ <p> <offset> <value>" per record read after GO,
+      "COMMITTED ..." again, "MEMBER <member id>" and "ASSIGNS <n>" (how
+      many assignments it got: 1 when it never had to rejoin).
 
 Exits non-zero with "FAIL: ..." on stderr when something cannot be done.
 """
@@ -221,6 +229,83 @@ def resume(bootstrap, topic, group, partitions):
     c.close()
 
 
+def ends_of(c, topic, partitions, deadline):
+    ends = {}
+    for p in range(partitions):
+        while True:
+            try:
+                ends[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+                break
+            except KafkaException as e:
+                if time.time() > deadline:
+                    fail(f"watermarks of partition {p}: {e}")
+                time.sleep(0.2)
+    return ends
+
+
+def read_until(c, position, limits, deadline, show):
+    """Reads (storing offsets) until position[p] == limits[p] for all p."""
+    while any(position[p] < limits[p] for p in limits):
+        if time.time() > deadline:
+            fail(f"read to {position}, wanted {limits}")
+        for msg in c.consume(num_messages=500, timeout=0.1):
+            if msg.error():
+                fail(f"survivor: {msg.error()}")
+            p = msg.partition()
+            if msg.offset() != position[p] or position[p] >= limits[p]:
+                continue
+            position[p] += 1
+            c.store_offsets(message=msg)
+            if show:
+                out(f"READ {p} {msg.offset()} {msg.value().decode()}")
+
+
+def commit_all(c, topic, partitions, deadline):
+    last = None
+    while time.time() < deadline:
+        try:
+            c.commit(asynchronous=False)
+            break
+        except KafkaException as e:
+            last = e  # the coordinator is moving: librdkafka finds it again
+            time.sleep(0.2)
+    else:
+        fail(f"commit: {last}")
+    for tp in committed(c, topic, range(partitions), deadline):
+        out(f"COMMITTED {tp.partition} {tp.offset}")
+
+
+def survive(bootstrap, topic, group, go_file):
+    import os
+
+    c = consumer(bootstrap, group, "survivor")
+    assigns = []
+    c.subscribe([topic], on_assign=lambda _c, tps: assigns.append(len(tps)))
+    deadline = time.time() + 40
+    partitions = len(c.list_topics(topic, timeout=10).topics[topic].partitions)
+    ends = ends_of(c, topic, partitions, deadline)
+    position = {p: 0 for p in ends}
+    read_until(c, position, {p: e // 2 for p, e in ends.items()}, deadline, False)
+    commit_all(c, topic, partitions, deadline)
+    out(f"MEMBER {c.memberid()}")
+    # Records past the halves were fetched and skipped: go back to them.
+    for p, o in position.items():
+        c.seek(TopicPartition(topic, p, o))
+    out("READY")
+    c.pause(c.assignment())
+    while not os.path.exists(go_file):
+        if time.time() > deadline:
+            fail("no go in 40 s")
+        c.poll(0.1)  # serves callbacks; nothing is delivered while paused
+    c.resume(c.assignment())
+    deadline = time.time() + 40
+    read_until(c, position, ends, deadline, True)
+    commit_all(c, topic, partitions, deadline)
+    out(f"MEMBER {c.memberid()}")
+    out(f"ASSIGNS {len(assigns)}")
+    c.close()
+
+
 def main():
     args = sys.argv[1:]
     if args[:1] == ["produce"] and len(args) == 4:
@@ -229,6 +314,8 @@ def main():
         commit(args[1], args[2], args[3], args[4])
     elif args[:1] == ["coordinator"] and len(args) == 3:
         coordinator(args[1], args[2])
+    elif args[:1] == ["survive"] and len(args) == 5:
+        survive(args[1], args[2], args[3], args[4])
     elif args[:1] == ["resume"] and len(args) == 5:
         resume(args[1], args[2], args[3], int(args[4]))
     else:
