@@ -181,9 +181,38 @@ pub fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<bool
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     let size = i32::from_be_bytes(prefix) as usize;
     buf.clear();
-    buf.resize(size, 0);
-    stream.read_exact(&mut buf[..])?;
+    buf.reserve(size);
+    read_into_spare(stream, buf, size)?;
     Ok(true)
+}
+
+/// Reads exactly `size` bytes into `buf`'s spare capacity with recv(2),
+/// without zero-filling it first: a consumer's Fetch answers are tens of
+/// MB each, and zeroing them cost a fifth of the consumer's CPU.
+fn read_into_spare(stream: &TcpStream, buf: &mut BytesMut, size: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    while buf.len() < size {
+        let len = buf.len();
+        let spare = buf.spare_capacity_mut();
+        let want = (size - len).min(spare.len());
+        // SAFETY: recv writes at most `want` bytes into the spare capacity,
+        // which `reserve` made at least `size - len` long; only the bytes
+        // it reports written are then counted as initialised.
+        let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), want, 0) };
+        match n {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n if n < 0 => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            // SAFETY: the kernel initialised `n` bytes after the old length.
+            n => unsafe { buf.set_len(buf.len() + n as usize) },
+        }
+    }
+    Ok(())
 }
 
 /// Appends one Produce request frame (v3-v8 layout) for `topic` carrying
