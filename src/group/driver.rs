@@ -266,10 +266,10 @@ fn append_replicated(
             Ok(Err(code)) => return Err(failed(code)),
             Err(_) => return Err(failed(ErrorCode::NotLeaderOrFollower)),
         }
-        // The answer may come at the local append (the driver answers a
-        // produce's waiter then, whatever its acks); the promise here is
-        // the ISR's: wait until the HW, the minimum durable end of the
-        // ISR, covers the batch.
+        // The core answers acks=all once the HW (the minimum durable end
+        // of the ISR) covers the batch. The commit becomes visible on this
+        // answer, so the promise is checked here too rather than trusted:
+        // before d3a42e8 the driver answered at the local append.
         let last = base.0 + records as i64 - 1;
         let deadline = Instant::now() + Duration::from_millis(COMMIT_TIMEOUT_MS as u64);
         while partition.high_watermark().0 <= last {
