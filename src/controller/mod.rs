@@ -26,16 +26,22 @@
 //! # Publishing
 //!
 //! The view is rebuilt on the coordinator thread at most once per tick
-//! (50 ms) when the tree's last applied zxid changed, stored in an
-//! [`ArcSwap`] (readers: one atomic load) and handed to every subscriber
-//! in subscription order.
+//! (50 ms) when the tree's last applied zxid changed and stored in an
+//! [`ArcSwap`] (readers: one atomic load). Subscribers are called on a
+//! thread of their own (`cluster-view`), never on the coordinator
+//! thread: a subscriber may block on a lock that a thread waiting for the
+//! coordinator holds (a topic change holds the topic table's writer lock
+//! while the tree commits it), and on the coordinator thread that would
+//! deadlock until the change timed out. A slow subscriber only delays
+//! later views; views published meanwhile are coalesced (it gets the
+//! latest).
 
 pub mod assign;
 pub mod decide;
 pub(crate) mod driver;
 pub mod view;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use arc_swap::ArcSwap;
 
@@ -50,6 +56,9 @@ pub type Subscriber = Box<dyn Fn(Arc<ClusterView>) + Send>;
 pub struct Published {
     view: Arc<ArcSwap<ClusterView>>,
     subscribers: Mutex<Vec<Subscriber>>,
+    /// Views published so far, and whether delivery stopped.
+    published: Mutex<(u64, bool)>,
+    wake: Condvar,
 }
 
 impl Published {
@@ -58,20 +67,51 @@ impl Published {
     }
 
     /// Calls `f` at once with the current view (on the caller's thread),
-    /// then on the coordinator thread with every later one. `f` must be
-    /// cheap (it holds up the coordinator thread) and must not subscribe;
-    /// it may see the same view twice around the subscription.
+    /// then on the `cluster-view` thread with later ones (the latest when
+    /// several were published while subscribers ran). `f` must not
+    /// subscribe; it may see the same view twice around the subscription.
     pub fn subscribe(&self, f: Subscriber) {
         let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
         f(self.view.load_full());
         subs.push(f);
     }
 
+    /// Stores `view` and wakes the delivery thread; never blocks on a
+    /// subscriber.
     pub(crate) fn publish(&self, view: Arc<ClusterView>) {
-        self.view.store(view.clone());
-        let subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-        for f in subs.iter() {
-            f(view.clone());
+        self.view.store(view);
+        let mut p = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        p.0 += 1;
+        self.wake.notify_one();
+    }
+
+    /// Ends [`Published::deliver`] once its current round is done.
+    pub(crate) fn stop(&self) {
+        let mut p = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        p.1 = true;
+        self.wake.notify_one();
+    }
+
+    /// The `cluster-view` thread's loop: hands each new view to the
+    /// subscribers, in subscription order, until [`Published::stop`].
+    pub(crate) fn deliver(&self) {
+        let mut seen = 0;
+        loop {
+            {
+                let mut p = self.published.lock().unwrap_or_else(|p| p.into_inner());
+                while p.0 == seen && !p.1 {
+                    p = self.wake.wait(p).unwrap_or_else(|p| p.into_inner());
+                }
+                if p.1 {
+                    return;
+                }
+                seen = p.0;
+            }
+            let subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+            let view = self.view.load_full();
+            for f in subs.iter() {
+                f(view.clone());
+            }
         }
     }
 }

@@ -124,8 +124,9 @@ impl Coordinator {
     }
 
     /// Calls `f` at once with the current view (on the calling thread),
-    /// then on the coordinator thread after each new view is published.
-    /// Keep `f` cheap (queue work elsewhere); it must not subscribe.
+    /// then with each new view on the `cluster-view` thread (not the
+    /// coordinator thread, so `f` may block; views published meanwhile
+    /// are coalesced into the latest). `f` must not subscribe.
     pub fn subscribe(&self, f: Box<dyn Fn(Arc<ClusterView>) + Send>) {
         self.published.subscribe(f);
     }
@@ -191,6 +192,7 @@ impl Coordinator {
     /// Closes the broker's session (its ephemeral node goes) and stops the
     /// thread. Waits at most a few seconds for a quorum.
     pub fn shutdown(mut self) {
+        self.published.stop();
         self.inbox.close();
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
@@ -201,6 +203,7 @@ impl Coordinator {
 
 impl Drop for Coordinator {
     fn drop(&mut self) {
+        self.published.stop();
         self.stop.store(true, Ordering::SeqCst);
     }
 }
@@ -446,6 +449,15 @@ pub fn start(config: &BrokerConfig, cluster_id: &str) -> Result<Coordinator, Str
             return Err(e);
         }
         Err(_) => return Err("the coordinator thread died during start-up".into()),
+    }
+    let delivery = published.clone();
+    if let Err(e) = std::thread::Builder::new()
+        .name("cluster-view".into())
+        .spawn(move || delivery.deliver())
+    {
+        stop.store(true, Ordering::SeqCst);
+        let _ = thread.join();
+        return Err(format!("cannot start the cluster-view thread: {e}"));
     }
     Ok(Coordinator {
         stop,
