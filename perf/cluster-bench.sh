@@ -64,10 +64,13 @@ start_cluster() {
     "$ringtail" "${args[@]}" 2> "$logs/broker-$i.log" &
     pids+=($!)
   done
+  # Formed: all three registered and every Kafka port taking connections
+  # (a broker registers before its listener is up).
   for _ in $(seq 300); do
-    local ids
+    local ids listening=0
     ids=$("$ringtail" coordinator --server 127.0.0.1:$((base + 21)) ls /brokers/ids 2>/dev/null || true)
-    [ "$ids" = "[1, 2, 3]" ] && return
+    for i in 1 2 3; do (exec 3<>"/dev/tcp/127.0.0.1/$(kafka_port "$i")") 2>/dev/null && listening=$((listening + 1)); done
+    [ "$ids" = "[1, 2, 3]" ] && [ "$listening" = 3 ] && return
     sleep 0.1
   done
   echo "the cluster did not form within 30 s:"; tail -n 20 "$logs"/broker-*.log; exit 1
