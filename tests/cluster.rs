@@ -404,7 +404,6 @@ fn clean_stop_of_leaders_under_load_keeps_every_acknowledged_record() {
 #[test]
 fn cut_off_leader_is_replaced_and_rejoins_as_follower() {
     let _serial = serial();
-    require_confluent_kafka();
     const T: &str = "cut";
     let mut c = match Cluster::namespaced("cut", 3, &[]) {
         Ok(c) => c,
@@ -413,6 +412,7 @@ fn cut_off_leader_is_replaced_and_rejoins_as_follower() {
             return;
         }
     };
+    require_confluent_kafka();
     c.start_all();
     c.create_topic(T, 3, 3, &["min.insync.replicas=2"]);
     let parts = c.wait_fully_replicated(T, WAIT);
