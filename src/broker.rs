@@ -95,12 +95,16 @@ fn base64url(bytes: &[u8; 16]) -> String {
 /// a kill -9 the kernel frees the old process's listeners a few
 /// milliseconds late (its io_uring is torn down asynchronously), so a
 /// supervisor's immediate restart gets a short grace period.
-fn probe_listen(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, String> {
+///
+/// The probe binds but never listens: a listening probe accepted the
+/// connection of a client that was polling the port, and reset it when
+/// it closed a moment later (seen in CI as "Connection reset by peer").
+fn probe_listen(addr: std::net::SocketAddr) -> Result<(), String> {
     const GRACE: std::time::Duration = std::time::Duration::from_secs(2);
     let deadline = std::time::Instant::now() + GRACE;
     loop {
-        match std::net::TcpListener::bind(addr) {
-            Ok(listener) => return Ok(listener),
+        match bind_only(addr) {
+            Ok(()) => return Ok(()),
             Err(e)
                 if e.kind() == std::io::ErrorKind::AddrInUse
                     && std::time::Instant::now() < deadline =>
@@ -108,6 +112,70 @@ fn probe_listen(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, Str
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Err(e) => return Err(format!("listeners: cannot listen on {addr}: {e}")),
+        }
+    }
+}
+
+/// socket + SO_REUSEADDR (as a listener has it) + bind, then close.
+fn bind_only(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    let (family, storage, len) = sockaddr(addr);
+    // SAFETY: plain socket calls on a descriptor this function owns and
+    // closes; `storage` holds a valid sockaddr of `len` bytes.
+    unsafe {
+        let fd = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let one: libc::c_int = 1;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let rc = libc::bind(fd, (&storage as *const libc::sockaddr_storage).cast(), len);
+        let result = if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        };
+        libc::close(fd);
+        result
+    }
+}
+
+fn sockaddr(addr: std::net::SocketAddr) -> (libc::c_int, libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is valid; the family-specific
+    // struct written into it fits (sockaddr_storage is the largest).
+    unsafe {
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        match addr {
+            std::net::SocketAddr::V4(a) => {
+                let sin = (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>();
+                (*sin).sin_family = libc::AF_INET as libc::sa_family_t;
+                (*sin).sin_port = a.port().to_be();
+                (*sin).sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+                (
+                    libc::AF_INET,
+                    storage,
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            }
+            std::net::SocketAddr::V6(a) => {
+                let sin6 =
+                    (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>();
+                (*sin6).sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                (*sin6).sin6_port = a.port().to_be();
+                (*sin6).sin6_addr.s6_addr = a.ip().octets();
+                (*sin6).sin6_flowinfo = a.flowinfo();
+                (*sin6).sin6_scope_id = a.scope_id();
+                (
+                    libc::AF_INET6,
+                    storage,
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            }
         }
     }
 }
@@ -169,7 +237,7 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     // process share the port and split the clients between them. A plain
     // bind first fails if anyone listens there.
     let addr = config.listeners[0].socket_addr()?;
-    drop(probe_listen(addr)?);
+    probe_listen(addr)?;
     let metrics_listener = crate::metrics::http::bind(&config)?;
     let coordinator = crate::coordinator::start(&config, &proposed)?;
     let cluster_id = match coordinator.cluster_id(std::time::Duration::from_secs(30)) {
