@@ -260,6 +260,17 @@ pub fn is_replica(topic: &str, index: i32) -> bool {
     }
 }
 
+/// Kafka's error for a partition of a known topic that is not open on
+/// its owner shard: NOT_LEADER_OR_FOLLOWER when another broker holds it,
+/// UNKNOWN_TOPIC_OR_PARTITION when it should be here (not open yet).
+pub fn absent_partition_error(topic: &str, index: i32) -> ringtail_protocol::ErrorCode {
+    if is_replica(topic, index) {
+        ringtail_protocol::ErrorCode::UnknownTopicOrPartition
+    } else {
+        ringtail_protocol::ErrorCode::NotLeaderOrFollower
+    }
+}
+
 /// Waits until the view has `topic` with at least `partitions`
 /// partitions (after this broker wrote it), up to `wait`.
 pub async fn wait_for_topic(topic: &str, partitions: i32, wait: Duration) -> bool {

@@ -223,9 +223,7 @@ impl Partition {
         let result = self.log.append(batch, self.leader_epoch).await;
         if let Ok(info) = &result {
             self.after_append(info);
-            for waiter in self.waiters.borrow_mut().drain(..) {
-                waiter.wake();
-            }
+            self.wake_waiters();
         }
         result
     }

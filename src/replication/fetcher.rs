@@ -324,27 +324,38 @@ async fn run(link: Rc<Link>) {
 fn fail_all(link: &Link, error: ReplicationError) {
     let fetches = std::mem::take(&mut *link.fetches.borrow_mut());
     let epochs = std::mem::take(&mut *link.epochs.borrow_mut());
+    fail_fetches(link.leader, fetches, error);
+    fail_epochs(link.leader, epochs, error);
+}
+
+/// Answers these Fetch requests with `error`, so their cores back off and
+/// ask again rather than wait out `replica.socket.timeout.ms`.
+fn fail_fetches(
+    leader: i32,
+    fetches: impl IntoIterator<Item = (Key, PendingFetch)>,
+    error: ReplicationError,
+) {
     for (key, f) in fetches {
-        deliver(
-            link.leader,
-            &key,
-            Message::FetchResponse {
-                correlation: f.correlation,
-                result: FetchResult::Error(error),
-            },
-            Vec::new(),
-        );
+        let msg = Message::FetchResponse {
+            correlation: f.correlation,
+            result: FetchResult::Error(error),
+        };
+        deliver(leader, &key, msg, Vec::new());
     }
+}
+
+/// Answers these OffsetsForLeaderEpoch requests with `error`.
+fn fail_epochs(
+    leader: i32,
+    epochs: impl IntoIterator<Item = (Key, PendingEpoch)>,
+    error: ReplicationError,
+) {
     for (key, e) in epochs {
-        deliver(
-            link.leader,
-            &key,
-            Message::OffsetsForLeaderEpochResponse {
-                correlation: e.correlation,
-                result: Err(error),
-            },
-            Vec::new(),
-        );
+        let msg = Message::OffsetsForLeaderEpochResponse {
+            correlation: e.correlation,
+            result: Err(error),
+        };
+        deliver(leader, &key, msg, Vec::new());
     }
 }
 
@@ -375,17 +386,7 @@ async fn ask_epochs(link: &Link, conn: &mut Conn) -> Result<(), String> {
     {
         Ok(r) => r,
         Err(e) => {
-            for (key, a) in asked {
-                deliver(
-                    link.leader,
-                    &key,
-                    Message::OffsetsForLeaderEpochResponse {
-                        correlation: a.correlation,
-                        result: Err(ReplicationError::NotLeaderOrFollower),
-                    },
-                    Vec::new(),
-                );
-            }
+            fail_epochs(link.leader, asked, ReplicationError::NotLeaderOrFollower);
             return Err(e);
         }
     };
@@ -461,17 +462,7 @@ async fn fetch(link: &Link, conn: &mut Conn) -> Result<(), String> {
     {
         Ok(r) => r,
         Err(e) => {
-            for (key, f) in asked {
-                deliver(
-                    link.leader,
-                    &key,
-                    Message::FetchResponse {
-                        correlation: f.correlation,
-                        result: FetchResult::Error(ReplicationError::NotLeaderOrFollower),
-                    },
-                    Vec::new(),
-                );
-            }
+            fail_fetches(link.leader, asked, ReplicationError::NotLeaderOrFollower);
             return Err(e);
         }
     };
@@ -524,19 +515,12 @@ async fn fetch(link: &Link, conn: &mut Conn) -> Result<(), String> {
     }
     // A partition the answer left out asks again after its timeout; tell
     // it now instead.
-    for (key, f) in asked {
-        if !answered.contains(&key) {
-            deliver(
-                link.leader,
-                &key,
-                Message::FetchResponse {
-                    correlation: f.correlation,
-                    result: FetchResult::Error(ReplicationError::NotLeaderOrFollower),
-                },
-                Vec::new(),
-            );
-        }
-    }
+    let unanswered = asked.into_iter().filter(|(key, _)| !answered.contains(key));
+    fail_fetches(
+        link.leader,
+        unanswered,
+        ReplicationError::NotLeaderOrFollower,
+    );
     Ok(())
 }
 

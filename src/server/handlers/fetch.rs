@@ -229,11 +229,7 @@ async fn read_on_owner(
     let mut out = Vec::with_capacity(batch.len());
     for (i, t) in batch {
         let Some(p) = shard.partition(&t.topic, t.partition) else {
-            let code = if crate::cluster::is_replica(&t.topic, t.partition) {
-                ErrorCode::UnknownTopicOrPartition
-            } else {
-                ErrorCode::NotLeaderOrFollower
-            };
+            let code = crate::cluster::absent_partition_error(&t.topic, t.partition);
             out.push((i, PartitionRead::failed(code)));
             continue;
         };

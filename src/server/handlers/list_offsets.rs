@@ -82,11 +82,7 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
 /// broker cannot answer (a replicated partition answers on its leader).
 fn leader_epoch(topic: &str, index: i32) -> Result<i32, ErrorCode> {
     let Some(p) = shard::current().partition(topic, index) else {
-        return Err(if crate::cluster::is_replica(topic, index) {
-            ErrorCode::UnknownTopicOrPartition
-        } else {
-            ErrorCode::NotLeaderOrFollower
-        });
+        return Err(crate::cluster::absent_partition_error(topic, index));
     };
     if !p.is_replicated() {
         return Ok(0);

@@ -81,11 +81,7 @@ fn end_offset(
     asked: i32,
 ) -> Result<(i32, i64), ErrorCode> {
     let Some(p) = shard::current().partition(topic, index) else {
-        return Err(if crate::cluster::is_replica(topic, index) {
-            ErrorCode::UnknownTopicOrPartition
-        } else {
-            ErrorCode::NotLeaderOrFollower
-        });
+        return Err(crate::cluster::absent_partition_error(topic, index));
     };
     if !p.is_replicated() {
         if current > 0 {

@@ -210,11 +210,7 @@ async fn append(
     let shard = shard::current();
     let Some(partition) = shard.partition(&topic, index) else {
         // The topic exists (the caller checked): another broker holds it.
-        return Err(if crate::cluster::is_replica(&topic, index) {
-            ErrorCode::UnknownTopicOrPartition
-        } else {
-            ErrorCode::NotLeaderOrFollower
-        });
+        return Err(crate::cluster::absent_partition_error(&topic, index));
     };
     if partition.is_replicated() {
         return append_replicated(partition, batch, acks, timeout_ms).await;
