@@ -4,13 +4,15 @@
 //! InitProducerId, each in every advertised version, success and error
 //! paths.
 
-use std::io::{Read, Write};
+#[path = "wire/mod.rs"]
+mod wire;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ringtail_protocol::batch::BatchBuilder;
 use ringtail_protocol::messages::kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsTopic,
@@ -46,8 +48,7 @@ use ringtail_protocol::messages::kafka_protocol::messages::{
     ProduceResponse, ProducerId, TopicName, TransactionalId,
 };
 use ringtail_protocol::messages::kafka_protocol::protocol::{Request, StrBytes};
-use ringtail_protocol::messages::{decode_response, encode_request_frame, parse_response_header};
-use ringtail_protocol::{ApiKey, CorrelationId, ErrorCode};
+use ringtail_protocol::ErrorCode;
 
 const NONE: i16 = 0;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -248,8 +249,7 @@ impl Broker {
             .expect("read timeout");
         stream.set_nodelay(true).expect("nodelay");
         Client {
-            stream,
-            correlation: 0,
+            conn: wire::Conn::new(stream, "admin-apis-test"),
         }
     }
 }
@@ -273,35 +273,12 @@ impl Drop for Broker {
 }
 
 struct Client {
-    stream: TcpStream,
-    correlation: i32,
+    conn: wire::Conn,
 }
 
 impl Client {
     fn call<R: Request>(&mut self, version: i16, request: &R) -> R::Response {
-        self.correlation += 1;
-        let api_key = ApiKey::from_key(R::KEY).expect("known api key");
-        let mut buf = BytesMut::new();
-        encode_request_frame(
-            version,
-            CorrelationId(self.correlation),
-            Some("admin-apis-test"),
-            request,
-            &mut buf,
-        )
-        .unwrap_or_else(|e| panic!("encode {api_key:?} v{version}: {e}"));
-        self.stream.write_all(&buf).expect("send");
-        let mut size = [0u8; 4];
-        self.stream
-            .read_exact(&mut size)
-            .unwrap_or_else(|e| panic!("{api_key:?} v{version}: no response ({e})"));
-        let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut body).expect("response body");
-        let (correlation, rest) =
-            parse_response_header(api_key, version, &body).expect("response header");
-        assert_eq!(correlation, CorrelationId(self.correlation));
-        decode_response(api_key, version, rest)
-            .unwrap_or_else(|e| panic!("decode {api_key:?} v{version}: {e}"))
+        self.conn.call(version, request)
     }
 
     fn create_topic(&mut self, name: &str, partitions: i32, configs: &[(&str, &str)]) {

@@ -28,7 +28,12 @@
 //! - `min.insync.replicas`: with two of three brokers stopped, `acks=all`
 //!   is refused with NOT_ENOUGH_REPLICAS (and nothing of it stored) while
 //!   `acks=1` succeeds, and the leader's metrics count the partition
-//!   under-replicated; with the brokers back `acks=all` works again;
+//!   under-replicated; with the brokers back `acks=all` works again. An
+//!   idempotent batch is refused for leadership and the ISR before its
+//!   sequence is looked at, as Kafka does (a follower answers
+//!   NOT_LEADER_OR_FOLLOWER, the lone leader NOT_ENOUGH_REPLICAS, never
+//!   OUT_OF_ORDER_SEQUENCE_NUMBER, which makes librdkafka bump its epoch
+//!   and renumber, and so duplicate, messages it may already have stored);
 //! - the last broker standing (no coordinator quorum) still takes `acks=1`
 //!   writes and serves readers and Metadata.
 //!
@@ -40,6 +45,8 @@
 //! its data is kept.
 
 mod cluster_harness;
+#[path = "wire/mod.rs"]
+mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -50,6 +57,10 @@ use cluster_harness::{
 };
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// Kafka error codes the raw-protocol checks expect.
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const NOT_ENOUGH_REPLICAS: i16 = 19;
 
 fn leader_of(parts: &[PartitionState], partition: i32) -> i32 {
     parts
@@ -530,10 +541,28 @@ fn acks_all_refused_below_min_insync_replicas() {
     let first = c.read_back(T);
     assert_eq!(first.total(), 3, "{first:?}");
 
+    // An idempotent producer speaking the protocol itself: one batch
+    // (sequence 0) acknowledged by all three; the followers learn the
+    // producer from fetching it. A follower refuses its retry and a
+    // batch after a gap as a follower, not by their sequences.
+    let mut idem = wire::Conn::connect(&c.node(leader).bootstrap(), "min-isr-test");
+    let (pid, epoch) = idem.init_producer_id();
+    let (code, _) = idem.produce(T, 0, -1, Some((pid, epoch, 0)), &[b"idem-0"]);
+    assert_eq!(code, 0, "idempotent acks=all with 3 in the ISR");
+    let followers: Vec<i32> = c.ids().into_iter().filter(|id| *id != leader).collect();
+    let mut at_follower = wire::Conn::connect(&c.node(followers[0]).bootstrap(), "min-isr-test");
+    for (what, seq) in [("retry", 0), ("gap", 5)] {
+        let (code, _) = at_follower.produce(T, 0, -1, Some((pid, epoch, seq)), &[b"x"]);
+        assert_eq!(
+            code, NOT_LEADER_OR_FOLLOWER,
+            "idempotent {what} (sequence {seq}) at follower {}",
+            followers[0]
+        );
+    }
+
     // Stop both followers cleanly, one at a time: each clean stop takes
     // the broker out of the ISR (while the coordinator still has a
     // quorum: with the second one gone only one voter of three is left).
-    let followers: Vec<i32> = c.ids().into_iter().filter(|id| *id != leader).collect();
     for (k, f) in followers.iter().enumerate() {
         c.stop(*f);
         let want: Vec<i32> = sorted(
@@ -554,6 +583,12 @@ fn acks_all_refused_below_min_insync_replicas() {
         refused,
         vec!["NOT_ENOUGH_REPLICAS".to_string(); 3],
         "acks=all with ISR [{leader}] < min.insync.replicas=2"
+    );
+    // Sequence 5 after 0 is a gap, but the ISR is refused first.
+    let (code, _) = idem.produce(T, 0, -1, Some((pid, epoch, 5)), &[b"idem-gap"]);
+    assert_eq!(
+        code, NOT_ENOUGH_REPLICAS,
+        "idempotent acks=all after a gap with ISR [{leader}]"
     );
     assert_eq!(produce(&mut c, "1"), ok3, "acks=1 with one broker left");
     // The leader says so in its metrics: 1 in-sync replica of 3, the
@@ -586,6 +621,7 @@ fn acks_all_refused_below_min_insync_replicas() {
             "once-all-0",
             "once-all-1",
             "once-all-2",
+            "idem-0",
             "once-1-0",
             "once-1-1",
             "once-1-2"
@@ -597,12 +633,16 @@ fn acks_all_refused_below_min_insync_replicas() {
     for f in &followers {
         c.start(*f);
     }
-    c.wait_fully_replicated(T, WAIT);
+    let parts = c.wait_fully_replicated(T, WAIT);
     assert_eq!(
         produce(&mut c, "all"),
         ok3,
         "acks=all with the ISR full again"
     );
+    // The refusals left no gap: the producer goes on at sequence 1.
+    let mut idem = wire::Conn::connect(&c.node(leader_of(&parts, 0)).bootstrap(), "min-isr-test");
+    let (code, _) = idem.produce(T, 0, -1, Some((pid, epoch, 1)), &[b"idem-1"]);
+    assert_eq!(code, 0, "idempotent sequence 1 with the ISR full again");
     c.stop_all();
 }
 

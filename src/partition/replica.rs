@@ -440,6 +440,17 @@ impl Partition {
         self.wake_waiters();
     }
 
+    /// Whether the core would take a produce with these acks now (see
+    /// [`Replica::admits`]); asked before the idempotence check.
+    pub fn admits_produce(&self, acks: Acks) -> Result<(), ErrorCode> {
+        let r = self.replication().ok_or(ErrorCode::NotLeaderOrFollower)?;
+        if r.stopped.get() {
+            return Err(ErrorCode::KafkaStorageError);
+        }
+        let admitted = r.core.borrow().admits(acks);
+        admitted.map_err(error_code)
+    }
+
     /// Registers a produce of `records` (validated, idempotence-checked)
     /// with the core. Returns the base offset the core assigned (the batch
     /// is queued for the log) and the receiver of its answer, or the
@@ -451,10 +462,8 @@ impl Partition {
         records: u32,
         timeout_ms: i64,
     ) -> Result<(Offset, OneshotReceiver<ProduceResult>), ErrorCode> {
+        self.admits_produce(acks)?;
         let r = self.replication().ok_or(ErrorCode::NotLeaderOrFollower)?;
-        if r.stopped.get() {
-            return Err(ErrorCode::KafkaStorageError);
-        }
         let request = r.next_request.get();
         r.next_request.set(request + 1);
         let (tx, rx) = oneshot();

@@ -171,6 +171,27 @@ impl Replica {
         }
     }
 
+    /// Whether a produce with these acks would be taken now, checked as
+    /// Kafka's `appendRecordsToLeader` does before it validates anything
+    /// else: leadership, then `min.insync.replicas` for `acks=all`. The
+    /// driver asks before the idempotence check, so a refused batch is
+    /// never answered OUT_OF_ORDER_SEQUENCE_NUMBER for a gap left by the
+    /// refusal of the batch before it (librdkafka bumps its producer epoch
+    /// on that answer and renumbers every unacknowledged message,
+    /// possibly-persisted ones included, which duplicates them).
+    pub fn admits(&self, acks: Acks) -> Result<(), ReplicationError> {
+        let Role::Leader(l) = &self.role else {
+            return Err(ReplicationError::NotLeaderOrFollower);
+        };
+        if acks == Acks::All && l.isr.len() < self.config.min_insync_replicas {
+            return Err(ReplicationError::NotEnoughReplicas);
+        }
+        if acks != Acks::None && l.waiting.len() >= self.config.waiting_produces_max {
+            return Err(ReplicationError::TooManyWaiting);
+        }
+        Ok(())
+    }
+
     pub(super) fn on_produce(
         &mut self,
         request: RequestId,
@@ -185,14 +206,8 @@ impl Replica {
                 result: Err(e),
             })
         };
-        let Role::Leader(l) = &self.role else {
-            return refuse(&mut self.out, ReplicationError::NotLeaderOrFollower);
-        };
-        if acks == Acks::All && l.isr.len() < self.config.min_insync_replicas {
-            return refuse(&mut self.out, ReplicationError::NotEnoughReplicas);
-        }
-        if acks != Acks::None && l.waiting.len() >= self.config.waiting_produces_max {
-            return refuse(&mut self.out, ReplicationError::TooManyWaiting);
+        if let Err(e) = self.admits(acks) {
+            return refuse(&mut self.out, e);
         }
         let base = self.log.assigned;
         let end = Offset(base.0 + i64::from(records));

@@ -297,6 +297,14 @@ async fn append_replicated(
     let view = RecordBatch::new(&batch).map_err(|e| e.error_code())?;
     let delta = i64::from(view.last_offset_delta());
     let records = u32::try_from(delta + 1).map_err(|_| ErrorCode::CorruptMessage)?;
+    let repl_acks = match acks {
+        Acks::None => ReplAcks::None,
+        Acks::Leader => ReplAcks::Leader,
+        Acks::All => ReplAcks::All,
+    };
+    // Leadership and min.insync.replicas before the sequence, as Kafka:
+    // see `Replica::admits`.
+    partition.admits_produce(repl_acks)?;
     let idempotent = batch_info(&view);
     if let Some(b) = idempotent {
         let check =
@@ -327,11 +335,6 @@ async fn append_replicated(
             Check::Reject(code) => return Err(code),
         }
     }
-    let repl_acks = match acks {
-        Acks::None => ReplAcks::None,
-        Acks::Leader => ReplAcks::Leader,
-        Acks::All => ReplAcks::All,
-    };
     let (base, done) =
         partition.produce(batch, repl_acks, records, i64::from(timeout_ms.max(0)))?;
     if let Some(b) = idempotent {
