@@ -299,6 +299,11 @@ impl Metadata {
         Ok(meta)
     }
 
+    /// The table's cache file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
     }

@@ -535,9 +535,8 @@ fn acks_all_refused_below_min_insync_replicas() {
     assert_eq!(produce(&mut c, "all"), ok3, "acks=all with 3 in the ISR");
     // A first read while the coordinator has its quorum: the reader's
     // group.id makes librdkafka look for its group coordinator, which
-    // creates __consumer_offsets on first use; done later, that creation
-    // would wait for a quorum that is gone and stall the broker (the
-    // ignored last_broker_without_quorum_keeps_serving_clients).
+    // creates __consumer_offsets on first use (without a quorum it could
+    // not be made; last_broker_without_quorum_keeps_serving_clients).
     let first = c.read_back(T);
     assert_eq!(first.total(), 3, "{first:?}");
 
@@ -647,7 +646,6 @@ fn acks_all_refused_below_min_insync_replicas() {
 }
 
 #[test]
-#[ignore = "fails on main: without a coordinator quorum, FindCoordinator's creation of __consumer_offsets blocks the broker's shard thread on the coordinator (metadata create_topic waits synchronously), stalling every client of that shard"]
 fn last_broker_without_quorum_keeps_serving_clients() {
     let _serial = serial();
     require_confluent_kafka();

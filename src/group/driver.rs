@@ -601,12 +601,17 @@ pub async fn offsets_topic(shard: &Shard) -> Result<Arc<TopicMeta>, String> {
     let configured = shard.shared.config.offsets_topic_replication_factor.max(1);
     let live = crate::cluster::view().map_or(1, |v| v.brokers.len().max(1));
     let replication = configured.min(i16::try_from(live).unwrap_or(i16::MAX));
-    let created = shard.shared.metadata.create_topic(
-        OFFSETS_TOPIC,
-        OFFSETS_TOPIC_PARTITIONS,
-        replication,
-        configs,
-    );
+    let created = shard
+        .shared
+        .write_metadata(move |m| {
+            m.create_topic(
+                OFFSETS_TOPIC,
+                OFFSETS_TOPIC_PARTITIONS,
+                replication,
+                configs,
+            )
+        })
+        .await;
     match created {
         Ok(t) => {
             eprintln!(

@@ -19,7 +19,7 @@ use ringtail_io::rt;
 use ringtail_io::rt::sync::Notify;
 
 use crate::config::BrokerConfig;
-use crate::metadata::{Metadata, TopicMeta};
+use crate::metadata::{MetaError, Metadata, TopicMeta};
 use crate::partition::Partition;
 use mesh::{oneshot, Dropped, Mesh};
 
@@ -38,6 +38,33 @@ pub struct Shared {
 impl Shared {
     pub fn owner(&self, topic: &TopicMeta, partition: i32) -> ShardId {
         placement::shard_for(&topic.id, partition, self.mesh.shards())
+    }
+
+    /// Runs a metadata change on a thread of its own and awaits it. A
+    /// change goes through the coordinator's tree and waits for its quorum
+    /// (seconds, or until the request times out when there is none), which
+    /// must not hold up the shard's other connections.
+    pub async fn write_metadata<T, F>(self: &Arc<Self>, f: F) -> Result<T, MetaError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Metadata) -> Result<T, MetaError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot();
+        let shared = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("metadata-write".into())
+            .spawn(move || tx.send(f(&shared.metadata)));
+        let storage = |reason: String| MetaError::Storage {
+            path: self.metadata.path().to_path_buf(),
+            reason,
+        };
+        if let Err(e) = spawned {
+            return Err(storage(format!(
+                "cannot start a thread for the change: {e}"
+            )));
+        }
+        rx.await
+            .unwrap_or_else(|Dropped| Err(storage("the change's thread panicked".into())))
     }
 }
 

@@ -95,10 +95,11 @@ async fn grow(
         }
         return Ok(());
     }
+    let (owned, count) = (name.to_string(), t.count);
     let (topic, before) = shard
         .shared
-        .metadata
-        .add_partitions(name, t.count)
+        .write_metadata(move |m| m.add_partitions(&owned, count))
+        .await
         .map_err(fail)?;
     assert!(before < topic.partitions);
     open_partitions(shard, &topic, before)

@@ -100,10 +100,11 @@ async fn create_one(
         }
         return Ok([0; 16]);
     }
+    let owned = name.to_string();
     let topic = shard
         .shared
-        .metadata
-        .create_topic(name, partitions, replication, configs)
+        .write_metadata(move |m| m.create_topic(&owned, partitions, replication, configs))
+        .await
         .map_err(fail)?;
     open_partitions(shard, &topic, 0)
         .await

@@ -71,10 +71,11 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
 }
 
 async fn delete_one(shard: &Rc<Shard>, name: &str) -> Result<[u8; 16], (ErrorCode, String)> {
+    let owned = name.to_string();
     let topic = shard
         .shared
-        .metadata
-        .delete_topic(name)
+        .write_metadata(move |m| m.delete_topic(&owned))
+        .await
         .map_err(|e| (meta_error_code(&e), e.to_string()))?;
     for index in 0..topic.partitions {
         let owner = shard.shared.owner(&topic, index);

@@ -11,6 +11,7 @@
 //! lets librdkafka producers send lz4 batches.
 
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ringtail_protocol::messages::kafka_protocol::messages::find_coordinator_response::Coordinator;
 use ringtail_protocol::messages::kafka_protocol::messages::{
@@ -60,12 +61,19 @@ async fn locate(shard: &Rc<Shard>, key: &str, key_type: i8) -> Result<(i32, Stri
         // answers COORDINATOR_NOT_AVAILABLE meanwhile; the client asks
         // again. Waiting here would hold up the answers queued behind
         // this one on the connection (50 partitions to assign and open).
-        let shard = shard.clone();
-        ringtail_io::rt::spawn(async move {
-            if let Err(e) = driver::offsets_topic(&shard).await {
-                eprintln!("FindCoordinator: {e}");
-            }
-        });
+        // One creation at a time in the process: without a coordinator
+        // quorum each attempt waits for the tree's timeout, and clients
+        // ask again every few hundred milliseconds.
+        static CREATING: AtomicBool = AtomicBool::new(false);
+        if !CREATING.swap(true, Ordering::AcqRel) {
+            let shard = shard.clone();
+            ringtail_io::rt::spawn(async move {
+                if let Err(e) = driver::offsets_topic(&shard).await {
+                    eprintln!("FindCoordinator: {e}");
+                }
+                CREATING.store(false, Ordering::Release);
+            });
+        }
         return Err((
             ErrorCode::CoordinatorNotAvailable,
             "the offsets topic is being created",

@@ -233,12 +233,17 @@ pub async fn topic_or_create(
     if !(allow_create && config.auto_create_topics_enable) {
         return Err(ErrorCode::UnknownTopicOrPartition);
     }
-    let created = shard.shared.metadata.create_topic(
-        name,
+    let (owned, partitions, replication) = (
+        name.to_string(),
         config.num_partitions,
         config.default_replication_factor,
-        Default::default(),
     );
+    let created = shard
+        .shared
+        .write_metadata(move |m| {
+            m.create_topic(&owned, partitions, replication, Default::default())
+        })
+        .await;
     let topic = match created {
         Ok(t) => {
             eprintln!("auto-created topic {name} with {} partitions", t.partitions);
