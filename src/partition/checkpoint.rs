@@ -29,6 +29,7 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
+use ringtail_io::rt;
 use thiserror::Error;
 
 use crate::replication::epochs::EpochEntry;
@@ -114,14 +115,8 @@ pub fn read_epochs(dir: &Path) -> Result<Vec<EpochEntry>, CheckpointError> {
         .collect()
 }
 
-/// Writes `dir/high-watermark-checkpoint` with the one line
-/// `topic partition offset` (atomically and durably).
-pub fn write_high_watermark(
-    dir: &Path,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-) -> io::Result<()> {
+/// The checkpoint's text: the one line `topic partition offset`.
+fn high_watermark_text(topic: &str, partition: i32, offset: i64) -> io::Result<String> {
     if topic.is_empty() || topic.chars().any(char::is_whitespace) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -135,7 +130,47 @@ pub fn write_high_watermark(
         ));
     }
     let text = format!("{VERSION}\n1\n{topic} {partition} {offset}\n");
+    Ok(text)
+}
+
+/// Writes `dir/high-watermark-checkpoint` with the one line
+/// `topic partition offset` (atomically and durably).
+pub fn write_high_watermark(
+    dir: &Path,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> io::Result<()> {
+    let text = high_watermark_text(topic, partition, offset)?;
     write_atomic(dir, HIGH_WATERMARK_CHECKPOINT, &text)
+}
+
+/// [`write_high_watermark`] with the writes and syncs through io_uring, for
+/// the periodic checkpoint on a shard thread: under a busy disk each
+/// fsync can take tens of milliseconds, and a shard must not stop serving
+/// its connections and followers meanwhile.
+pub async fn write_high_watermark_async(
+    dir: PathBuf,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> io::Result<()> {
+    let text = high_watermark_text(topic, partition, offset)?;
+    let path = dir.join(HIGH_WATERMARK_CHECKPOINT);
+    // A temporary file of its own: a forced write at close may run while
+    // this one waits for its fsync; the later rename then puts an older
+    // (lower, so still safe) HW in place, never a mix of the two.
+    let tmp = dir.join(format!("{HIGH_WATERMARK_CHECKPOINT}.bg.tmp"));
+    let result: io::Result<()> = async {
+        let file: rt::fs::File = fs::File::create(&tmp)?.into();
+        file.write_all_at(text.into_bytes(), 0).await.0?;
+        file.datasync().await?;
+        drop(file);
+        fs::rename(&tmp, &path)?;
+        rt::fs::open_dir(&dir)?.fsync().await
+    }
+    .await;
+    result.map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))
 }
 
 /// Reads `dir/high-watermark-checkpoint`: the offset, or `None` when the

@@ -116,6 +116,8 @@ pub struct ReplState {
     /// The HW last written to the checkpoint file.
     hw_checkpointed: Cell<i64>,
     hw_checkpointed_at: Cell<i64>,
+    /// A periodic HW checkpoint is being written (one at a time).
+    hw_checkpointing: Cell<bool>,
     /// A proposal is being written (one at a time; the core re-proposes).
     proposing: Cell<bool>,
     stopped: Cell<bool>,
@@ -132,6 +134,12 @@ impl ReplState {
 
     pub fn leader_epoch(&self) -> LeaderEpoch {
         self.core.borrow().leader_epoch()
+    }
+
+    /// The log end as the core knows it (what it serves followers up to);
+    /// it trails the log's own written end until `LocalAppended` reaches it.
+    pub fn log_end(&self) -> Offset {
+        self.core.borrow().log_end()
     }
 
     pub fn isr(&self) -> Vec<NodeId> {
@@ -163,6 +171,15 @@ fn core_config(p: &Partition, broker_epoch: i64) -> Config {
 }
 
 impl Partition {
+    /// The end a follower's fetch can be served up to now: the core's log
+    /// end on a replicated partition, else the log's written end.
+    pub fn follower_readable_end(&self) -> LogOffset {
+        match self.replication() {
+            Some(r) => LogOffset(r.log_end().0),
+            None => self.log.offsets().written,
+        }
+    }
+
     /// The replication state, when this partition is replicated.
     pub fn replication(&self) -> Option<Rc<ReplState>> {
         self.repl.borrow().clone()
@@ -206,6 +223,7 @@ impl Partition {
             reported_durable: Cell::new(end.0),
             hw_checkpointed: Cell::new(hw),
             hw_checkpointed_at: Cell::new(now_ms()),
+            hw_checkpointing: Cell::new(false),
             proposing: Cell::new(false),
             stopped: Cell::new(false),
         });
@@ -325,7 +343,7 @@ impl Partition {
                 }
                 Output::HighWatermark { offset } => {
                     self.wake_waiters();
-                    self.checkpoint_hw(r, offset.0, false);
+                    self.checkpoint_hw(r, offset.0);
                 }
                 Output::ProposeIsr {
                     leader_epoch,
@@ -525,24 +543,46 @@ impl Partition {
         self.step_apply(Input::Tick);
         r.durability.notify();
         let hw = r.high_watermark().0;
-        self.checkpoint_hw(&r, hw, false);
+        self.checkpoint_hw(&r, hw);
     }
 
     /// Writes the HW checkpoint when it moved and the interval passed (or
     /// at once with `force`, at close).
-    pub fn checkpoint_hw(&self, r: &ReplState, hw: i64, force: bool) {
+    /// Writes the HW checkpoint in the background when it moved and the
+    /// interval (`replica.high.watermark.checkpoint.interval.ms`) passed.
+    pub fn checkpoint_hw(self: &Rc<Self>, r: &Rc<ReplState>, hw: i64) {
         if hw == r.hw_checkpointed.get() {
             return;
         }
         let now = now_ms();
         let interval = self.broker.replica_high_watermark_checkpoint_interval_ms as i64;
-        if !force && now - r.hw_checkpointed_at.get() < interval {
+        if now - r.hw_checkpointed_at.get() < interval || r.hw_checkpointing.replace(true) {
             return;
         }
-        match checkpoint::write_high_watermark(self.log.dir(), &self.topic.name, self.index, hw) {
+        let (p, r) = (self.clone(), r.clone());
+        rt::spawn(async move {
+            let dir = p.log.dir().to_path_buf();
+            let written =
+                checkpoint::write_high_watermark_async(dir, &p.topic.name, p.index, hw).await;
+            r.hw_checkpointing.set(false);
+            p.checkpointed_hw(&r, hw, now, written);
+        });
+    }
+
+    /// Writes the HW checkpoint now (at close), whatever the interval.
+    fn checkpoint_hw_now(&self, r: &ReplState, hw: i64) {
+        if hw != r.hw_checkpointed.get() {
+            let written =
+                checkpoint::write_high_watermark(self.log.dir(), &self.topic.name, self.index, hw);
+            self.checkpointed_hw(r, hw, now_ms(), written);
+        }
+    }
+
+    fn checkpointed_hw(&self, r: &ReplState, hw: i64, at: i64, written: std::io::Result<()>) {
+        match written {
             Ok(()) => {
                 r.hw_checkpointed.set(hw);
-                r.hw_checkpointed_at.set(now);
+                r.hw_checkpointed_at.set(at);
             }
             Err(e) => eprintln!(
                 "{}-{}: high-watermark-checkpoint: {e}",
@@ -559,7 +599,7 @@ impl Partition {
             r.durability.notify();
             fail_waiters(&r, ErrorCode::NotLeaderOrFollower);
             let hw = r.high_watermark().0;
-            self.checkpoint_hw(&r, hw, true);
+            self.checkpoint_hw_now(&r, hw);
         }
     }
 

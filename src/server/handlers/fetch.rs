@@ -129,6 +129,10 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
             break reads;
         }
         wait_for_data(&targets, deadline - now, replica.is_some()).await;
+        // Woken at once (data seen but not yet readable) must not become a
+        // loop that never yields: the task that makes it readable runs on
+        // this thread.
+        rt::yield_now().await;
         if Instant::now() >= deadline {
             break read_all(&targets, max_bytes, replica).await;
         }
@@ -409,9 +413,13 @@ async fn wait_for_data(targets: &[Target], wait: Duration, follower: bool) {
             (t.topic.clone(), t.partition, t.offset, waiter.clone());
         let _ = shard::run_on(owner, move || async move {
             if let Some(p) = shard::current().partition(&topic, partition) {
-                // Data that arrived since the read counts at once.
+                // Data that arrived since the read counts at once, judged
+                // as the read judges it (the core's log end for a
+                // follower: the log's own written end runs ahead of it
+                // until the core hears of the append, and a wake on that
+                // would find nothing to read).
                 let end = if follower {
-                    p.log.offsets().written
+                    p.follower_readable_end()
                 } else {
                     p.high_watermark()
                 };
