@@ -90,16 +90,16 @@ pub fn normalized(key: &str, value: &str) -> String {
 
 /// Sets (`Some`) or removes (`None`) topic overrides; with `replace_all`
 /// the changes become the whole set.
-pub fn apply_topic_changes(
+pub async fn apply_topic_changes(
     shard: &Shard,
     name: &str,
-    changes: &[(String, Option<String>)],
+    changes: Vec<(String, Option<String>)>,
     replace_all: bool,
     validate_only: bool,
 ) -> Result<(), Refusal> {
     let fail = |e: MetaError| (meta_error_code(&e), e.to_string());
     if validate_only {
-        for (k, v) in changes {
+        for (k, v) in &changes {
             if let Some(v) = v {
                 validate_topic_config(k, v).map_err(fail)?;
             }
@@ -109,10 +109,11 @@ pub fn apply_topic_changes(
         }
         return Ok(());
     }
+    let (owned, written) = (name.to_string(), changes.clone());
     let topic = shard
         .shared
-        .metadata
-        .alter_configs(name, changes, replace_all)
+        .write_metadata(move |m| m.alter_configs(&owned, &written, replace_all))
+        .await
         .map_err(fail)?;
     eprintln!("topic {name}: configs altered: {changes:?} (replace all: {replace_all})");
     // Open logs take the new settings on their owner shards, as Kafka's
@@ -143,39 +144,41 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
             .iter()
             .map(|r| (r.resource_type, r.resource_name.as_str())),
     );
-    let responses = request
-        .resources
-        .iter()
-        .map(|r| {
-            let name = r.resource_name.as_str();
-            let outcome = if duplicates.contains(&(r.resource_type, name)) {
-                Err(duplicate_resource_refusal(name))
-            } else {
-                check_resource(r.resource_type, name)
-                    .and_then(|()| check_unique_keys(r.configs.iter().map(|c| c.name.as_str())))
-                    .and_then(|()| {
-                        // A null value leaves the key out, as Kafka does.
-                        let changes: Vec<(String, Option<String>)> = r
-                            .configs
-                            .iter()
-                            .filter_map(|c| {
-                                c.value.as_ref().map(|v| {
-                                    let key = c.name.as_str();
-                                    (key.to_string(), Some(normalized(key, v.as_str())))
-                                })
-                            })
-                            .collect();
-                        apply_topic_changes(shard, name, &changes, true, request.validate_only)
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in &request.resources {
+        let name = r.resource_name.as_str();
+        let checked = if duplicates.contains(&(r.resource_type, name)) {
+            Err(duplicate_resource_refusal(name))
+        } else {
+            check_resource(r.resource_type, name)
+                .and_then(|()| check_unique_keys(r.configs.iter().map(|c| c.name.as_str())))
+        };
+        let outcome = match checked {
+            Err(refusal) => Err(refusal),
+            Ok(()) => {
+                // A null value leaves the key out, as Kafka does.
+                let changes: Vec<(String, Option<String>)> = r
+                    .configs
+                    .iter()
+                    .filter_map(|c| {
+                        c.value.as_ref().map(|v| {
+                            let key = c.name.as_str();
+                            (key.to_string(), Some(normalized(key, v.as_str())))
+                        })
                     })
-            };
-            let (code, message) = answer(name, outcome);
+                    .collect();
+                apply_topic_changes(shard, name, changes, true, request.validate_only).await
+            }
+        };
+        let (code, message) = answer(name, outcome);
+        responses.push(
             AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())
                 .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
+                .with_error_message(message),
+        );
+    }
     respond(
         header,
         &AlterConfigsResponse::default().with_responses(responses),

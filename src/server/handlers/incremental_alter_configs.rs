@@ -42,31 +42,40 @@ pub async fn handle(header: &Header, body: &[u8], shard: &Rc<Shard>) -> Response
             .iter()
             .map(|r| (r.resource_type, r.resource_name.as_str())),
     );
-    let responses = request
-        .resources
-        .iter()
-        .map(|r| {
-            let name = r.resource_name.as_str();
-            let outcome = if duplicates.contains(&(r.resource_type, name)) {
-                Err(duplicate_resource_refusal(name))
-            } else {
-                alter(shard, r, request.validate_only)
-            };
-            let (code, message) = answer(name, outcome);
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in &request.resources {
+        let name = r.resource_name.as_str();
+        let outcome = if duplicates.contains(&(r.resource_type, name)) {
+            Err(duplicate_resource_refusal(name))
+        } else {
+            match changes_of(shard, r) {
+                Ok(changes) => {
+                    apply_topic_changes(shard, name, changes, false, request.validate_only).await
+                }
+                Err(refusal) => Err(refusal),
+            }
+        };
+        let (code, message) = answer(name, outcome);
+        responses.push(
             AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())
                 .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
+                .with_error_message(message),
+        );
+    }
     respond(
         header,
         &IncrementalAlterConfigsResponse::default().with_responses(responses),
     )
 }
 
-fn alter(shard: &Shard, r: &AlterConfigsResource, validate_only: bool) -> Result<(), Refusal> {
+/// The overrides the resource's operations make, checked against the
+/// topic's current settings.
+fn changes_of(
+    shard: &Shard,
+    r: &AlterConfigsResource,
+) -> Result<Vec<(String, Option<String>)>, Refusal> {
     let name = r.resource_name.as_str();
     check_resource(r.resource_type, name)?;
     check_unique_keys(r.configs.iter().map(|c| c.name.as_str()))?;
@@ -77,8 +86,7 @@ fn alter(shard: &Shard, r: &AlterConfigsResource, validate_only: bool) -> Result
             format!("topic {name:?} does not exist"),
         )
     })?;
-    let changes = r
-        .configs
+    r.configs
         .iter()
         .map(|c| {
             change(
@@ -89,8 +97,7 @@ fn alter(shard: &Shard, r: &AlterConfigsResource, validate_only: bool) -> Result
                 c.value.as_ref().map(|v| v.as_str()),
             )
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    apply_topic_changes(shard, name, &changes, false, validate_only)
+        .collect::<Result<Vec<_>, _>>()
 }
 
 /// The override `key` gets from one operation: `Some` sets, `None` removes.
