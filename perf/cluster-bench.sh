@@ -164,6 +164,8 @@ Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, kernel $(unam
 Three brokers on 127.0.0.1 ($shards shard each, not pinned; the load generator shares the cores), every broker a coordinator voter.
 $records records of $size B, $partitions partitions, one ringtail-perf producer with Kafka's Java producer defaults, acks=all.
 RF 3 topics have min.insync.replicas=2; an acks=all answer waits for the batch to be durable on every ISR member.
+On one machine the three replicas share its disk and cores: RF 3 writes and fsyncs every byte three times and moves it
+over loopback twice more, so about 1/3 of RF 1's rate is the ceiling here (on three machines each broker writes its own copy).
 
 | workload | RF 1 (acks=all) | RF 3 (acks=all) | RF 3 / RF 1 |
 |---|---|---|---|
