@@ -546,8 +546,6 @@ impl Partition {
         self.checkpoint_hw(&r, hw);
     }
 
-    /// Writes the HW checkpoint when it moved and the interval passed (or
-    /// at once with `force`, at close).
     /// Writes the HW checkpoint in the background when it moved and the
     /// interval (`replica.high.watermark.checkpoint.interval.ms`) passed.
     pub fn checkpoint_hw(self: &Rc<Self>, r: &Rc<ReplState>, hw: i64) {
