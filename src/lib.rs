@@ -40,3 +40,5 @@ pub mod producer_ids;
 pub mod replication;
 pub mod server;
 pub mod shard;
+#[cfg(test)]
+mod sim_rng;

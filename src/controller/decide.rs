@@ -293,22 +293,7 @@ mod tests {
     use crate::controller::view::{BrokerInfo, TopicInfo};
     use crate::replication::election::{write_isr, IsrWrite, PartitionState};
     use crate::replication::{LeaderEpoch, PartitionVersion};
-
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
+    use crate::sim_rng::Rng;
 
     fn broker(id: i32, epoch: i64) -> BrokerInfo {
         BrokerInfo {
@@ -346,7 +331,7 @@ mod tests {
             let rack_list: Vec<(i32, Option<String>)> =
                 brokers.iter().map(|&b| (b, None)).collect();
             for t in 0..2 {
-                let rf = 1 + rng.below(n.min(3) as usize) as i16;
+                let rf = 1 + rng.below(n.min(3) as u64) as i16;
                 let parts = 1 + rng.below(4) as i32;
                 let assignment = crate::controller::assign::assign_replicas(
                     &rack_list,
@@ -417,14 +402,14 @@ mod tests {
 
         fn random_partition(&mut self) -> (String, usize) {
             let names: Vec<String> = self.view.topics.keys().cloned().collect();
-            let name = names[self.rng.below(names.len())].clone();
-            let p = self.rng.below(self.view.topics[&name].partitions.len());
+            let name = names[self.rng.index(names.len())].clone();
+            let p = self.rng.index(self.view.topics[&name].partitions.len());
             (name, p)
         }
 
         /// One random event that is not the controller's.
         fn event(&mut self) {
-            let b = self.brokers[self.rng.below(self.brokers.len())];
+            let b = self.brokers[self.rng.index(self.brokers.len())];
             match self.rng.below(10) {
                 0 | 1 => {
                     if self.view.brokers.remove(&b).is_some() {
@@ -474,13 +459,13 @@ mod tests {
                 .filter(|r| !isr.contains(r) && self.view.live(*r))
                 .collect();
             if !outside.is_empty() && self.rng.below(2) == 0 {
-                let j = outside[self.rng.below(outside.len())];
+                let j = outside[self.rng.index(outside.len())];
                 let epoch = self.view.brokers[&j].epoch;
                 isr.push(j);
                 joining = Some((NodeId(j), epoch));
             } else if isr.len() > 1 {
                 let others: Vec<i32> = isr.iter().copied().filter(|&b| b != leader).collect();
-                let out = others[self.rng.below(others.len())];
+                let out = others[self.rng.index(others.len())];
                 isr.retain(|&b| b != out);
             } else {
                 return;

@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::group::records::Record;
+use crate::sim_rng::Rng;
 
 const PARTITIONS: u8 = 6;
 const SESSION_MS: i32 = 10_000;
@@ -23,24 +24,6 @@ const REBALANCE_MS: i32 = 8_000;
 const STEPS: usize = 400;
 const GROUP: &str = "g";
 const TOPIC: &str = "t";
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -268,7 +251,7 @@ impl Sim {
 
     fn act_stable(&mut self, i: usize) {
         let now = self.now;
-        if self.rng.chance(15) {
+        if self.rng.chance(15, 100) {
             self.commit(i);
         }
         let c = &self.clients[i];
@@ -796,11 +779,11 @@ fn run(seed: u64) {
     let count = 3 + rng.below(4) as usize;
     let clients = (0..count)
         .map(|i| {
-            let is_static = rng.chance(30);
+            let is_static = rng.chance(30, 100);
             Client {
                 name: format!("c{i}"),
                 instance: is_static.then(|| format!("instance-{i}")),
-                v4: rng.chance(70),
+                v4: rng.chance(70, 100),
                 member_id: String::new(),
                 generation: -1,
                 leader: false,

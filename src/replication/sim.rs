@@ -34,6 +34,7 @@ use std::collections::{HashMap, VecDeque};
 use super::election::{elect_leader, write_isr, IsrWrite, PartitionState};
 use super::epochs::EpochEntry;
 use super::*;
+use crate::sim_rng::Rng;
 
 const STEP_MS: i64 = 5;
 const CHAOS_MS: i64 = 2_000;
@@ -42,25 +43,6 @@ const SESSION_TIMEOUT_MS: i64 = 400;
 const HEARTBEAT_MS: i64 = 50;
 const CONTROLLER_RESEND_MS: i64 = 200;
 const PRODUCE_TIMEOUT_MS: i64 = 1_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// True with probability `per_mille`/1000.
-    fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1_000) < per_mille
-    }
-}
 
 /// A record as the simulated log stores it (its offset is its index).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,11 +286,11 @@ impl Sim {
             return;
         }
         let (mut copies, delay) = if self.opts.chaos {
-            if self.rng.chance(10) {
+            if self.rng.chance(10, 1_000) {
                 return;
             }
             (
-                1 + u64::from(self.rng.chance(10)),
+                1 + u64::from(self.rng.chance(10, 1_000)),
                 1 + self.rng.below(20) as i64,
             )
         } else {
@@ -657,7 +639,7 @@ impl Sim {
             Output::PersistEpochs { entries } => self.brokers[b].disk.epochs = entries,
             Output::HighWatermark { offset } => {
                 // Checkpointed lazily: sometimes the older value survives.
-                if !self.opts.chaos || self.rng.chance(500) {
+                if !self.opts.chaos || self.rng.chance(500, 1_000) {
                     self.brokers[b].disk.hw = offset;
                 }
             }
@@ -883,7 +865,7 @@ impl Sim {
                 );
             }
             self.feed(b, Input::Tick);
-            if !self.opts.chaos || self.rng.chance(400) {
+            if !self.opts.chaos || self.rng.chance(400, 1_000) {
                 self.fsync(b);
             }
         }
@@ -914,13 +896,13 @@ impl Sim {
     fn chaos(&mut self) {
         let n = self.opts.brokers;
         // Clients write to whoever believes it leads (stale leaders too).
-        if self.rng.chance(300) {
+        if self.rng.chance(300, 1_000) {
             let leaders: Vec<usize> = (0..n)
                 .filter(|&b| self.brokers[b].up && self.brokers[b].core.role() == RoleKind::Leader)
                 .collect();
             if !leaders.is_empty() {
                 let b = leaders[self.rng.below(leaders.len() as u64) as usize];
-                let acks = if self.rng.chance(800) {
+                let acks = if self.rng.chance(800, 1_000) {
                     Acks::All
                 } else {
                     Acks::Leader
@@ -931,16 +913,16 @@ impl Sim {
         }
         for b in 0..n {
             if self.brokers[b].up {
-                if self.rng.chance(3) {
+                if self.rng.chance(3, 1_000) {
                     self.crash(b, false);
                 }
-            } else if self.rng.chance(15) {
+            } else if self.rng.chance(15, 1_000) {
                 let others = self.controller.state.isr.iter().any(|&r| r != node(b));
-                let wipe = others && !self.ctrl_cut[b] && self.rng.chance(150);
+                let wipe = others && !self.ctrl_cut[b] && self.rng.chance(150, 1_000);
                 self.restart(b, wipe);
             }
         }
-        if self.rng.chance(6) {
+        if self.rng.chance(6, 1_000) {
             let (a, b) = (
                 self.rng.below(n as u64) as usize,
                 self.rng.below(n as u64) as usize,
@@ -949,17 +931,17 @@ impl Sim {
                 self.cut_link(a, b, true);
             }
         }
-        if self.rng.chance(3) {
+        if self.rng.chance(3, 1_000) {
             let b = self.rng.below(n as u64) as usize;
             self.ctrl_cut[b] = true;
         }
         for a in 0..n {
             for b in a + 1..n {
-                if self.cut[a][b] && self.rng.chance(20) {
+                if self.cut[a][b] && self.rng.chance(20, 1_000) {
                     self.cut_link(a, b, false);
                 }
             }
-            if self.ctrl_cut[a] && self.rng.chance(15) {
+            if self.ctrl_cut[a] && self.rng.chance(15, 1_000) {
                 self.ctrl_cut[a] = false;
             }
         }
@@ -1156,8 +1138,12 @@ impl Sim {
 fn run_seed(seed: u64) -> Result<Stats, String> {
     let mut rng = Rng(seed ^ 0x5eed);
     let brokers = [2, 3, 3, 4][rng.below(4) as usize];
-    let min_insync = if brokers > 2 && rng.chance(600) { 2 } else { 1 };
-    let unclean = rng.chance(100);
+    let min_insync = if brokers > 2 && rng.chance(600, 1_000) {
+        2
+    } else {
+        1
+    };
+    let unclean = rng.chance(100, 1_000);
     let mut sim = Sim::new(
         seed,
         Options {
