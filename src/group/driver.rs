@@ -271,20 +271,10 @@ fn append_replicated(
         // answer, so the promise is checked here too rather than trusted:
         // before d3a42e8 the driver answered at the local append.
         let last = base.0 + records as i64 - 1;
-        let deadline = Instant::now() + Duration::from_millis(COMMIT_TIMEOUT_MS as u64);
-        while partition.high_watermark().0 <= last {
-            let leading = partition
-                .replication()
-                .is_some_and(|r| r.role() == RoleKind::Leader);
-            if !leading {
-                return Err(failed(ErrorCode::NotLeaderOrFollower));
-            }
-            if Instant::now() >= deadline {
-                return Err(failed(ErrorCode::RequestTimedOut));
-            }
-            rt::time::sleep(Duration::from_millis(2)).await;
-        }
-        Ok(())
+        partition
+            .wait_high_watermark_past(last, Duration::from_millis(COMMIT_TIMEOUT_MS as u64))
+            .await
+            .map_err(failed)
     }))
 }
 

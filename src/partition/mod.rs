@@ -74,9 +74,32 @@ impl DataWaiter {
         })
     }
 
+    /// A waiter that wakes the calling task.
+    pub async fn for_this_task() -> Arc<DataWaiter> {
+        let waker = std::future::poll_fn(|cx| std::task::Poll::Ready(cx.waker().clone())).await;
+        DataWaiter::new(waker)
+    }
+
     pub fn wake(&self) {
         self.woken.store(true, Ordering::Release);
         self.waker.wake_by_ref();
+    }
+
+    /// Parks the calling task (the one the waiter wakes) until it is woken
+    /// or `timeout` passes, then retires the waiter so owners drop it.
+    pub async fn park(&self, timeout: std::time::Duration) {
+        let _ = ringtail_io::rt::time::timeout(
+            timeout,
+            std::future::poll_fn(|_| {
+                if self.woken.load(Ordering::Acquire) {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            }),
+        )
+        .await;
+        self.done.store(true, Ordering::Release);
     }
 }
 

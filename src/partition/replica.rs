@@ -458,6 +458,38 @@ impl Partition {
         self.wake_waiters();
     }
 
+    /// Waits, as leader, until the HW passes `last` (an `acks=all` answer
+    /// for a batch ending there): NOT_LEADER_OR_FOLLOWER once this replica
+    /// stops leading, REQUEST_TIMED_OUT after `timeout`. Parks on the
+    /// partition's waiters, which every HW move wakes, and looks at the
+    /// role again at least every replication tick.
+    pub async fn wait_high_watermark_past(
+        &self,
+        last: i64,
+        timeout: std::time::Duration,
+    ) -> Result<(), ErrorCode> {
+        const RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.high_watermark().0 > last {
+                return Ok(());
+            }
+            if !self
+                .replication()
+                .is_some_and(|r| r.role() == RoleKind::Leader)
+            {
+                return Err(ErrorCode::NotLeaderOrFollower);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ErrorCode::RequestTimedOut);
+            }
+            let waiter = super::DataWaiter::for_this_task().await;
+            self.wait_for_data(waiter.clone());
+            waiter.park(left.min(RECHECK)).await;
+        }
+    }
+
     /// Whether the core would take a produce with these acks now (see
     /// [`Replica::admits`]); asked before the idempotence check.
     pub fn admits_produce(&self, acks: Acks) -> Result<(), ErrorCode> {

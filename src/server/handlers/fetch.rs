@@ -6,7 +6,6 @@
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -405,8 +404,7 @@ fn serve_follower(
 /// Parks until one of the partitions gets data or `wait` passes: data
 /// under the HW for a consumer, any written data for a follower.
 async fn wait_for_data(targets: &[Target], wait: Duration, follower: bool) {
-    let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-    let waiter = DataWaiter::new(waker);
+    let waiter = DataWaiter::for_this_task().await;
     for t in targets {
         let Some(owner) = t.owner else { continue };
         let (topic, partition, offset, waiter) =
@@ -432,17 +430,5 @@ async fn wait_for_data(targets: &[Target], wait: Duration, follower: bool) {
         })
         .await;
     }
-    let woken = waiter.clone();
-    let _ = rt::time::timeout(
-        wait,
-        std::future::poll_fn(move |_| {
-            if woken.woken.load(Ordering::Acquire) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        }),
-    )
-    .await;
-    waiter.done.store(true, Ordering::Release);
+    waiter.park(wait).await;
 }

@@ -226,29 +226,17 @@ async fn append(
         ..b
     });
     if let Some(b) = idempotent {
-        let check =
-            partition
-                .producers
-                .borrow()
-                .check(b.producer_id, b.epoch, b.first_seq, b.last_seq);
-        match check {
-            Check::Append => {}
-            Check::Duplicate {
-                base_offset,
-                last_offset,
-            } => {
-                // The first append may still be in flight: answer the retry
-                // no sooner than the original would have been answered.
-                if durable {
-                    partition
-                        .log
-                        .wait_durable(LogOffset(last_offset + 1))
-                        .await
-                        .map_err(|e| log_error_code(&e))?;
-                }
-                return Ok((LogOffset(base_offset), partition.log_start()));
+        if let Some((base_offset, last_offset)) = stored_retry(&partition, &b)? {
+            // The first append may still be in flight: answer the retry
+            // no sooner than the original would have been answered.
+            if durable {
+                partition
+                    .log
+                    .wait_durable(LogOffset(last_offset + 1))
+                    .await
+                    .map_err(|e| log_error_code(&e))?;
             }
-            Check::Reject(code) => return Err(code),
+            return Ok((LogOffset(base_offset), partition.log_start()));
         }
         partition.producers.borrow_mut().record(b);
     }
@@ -282,6 +270,26 @@ async fn append(
     Ok((info.base_offset, partition.log_start()))
 }
 
+/// The producer-state check of an idempotent batch: `None` to append it,
+/// the offsets of the stored batch it retries, or the refusal.
+fn stored_retry(
+    partition: &crate::partition::Partition,
+    b: &BatchInfo,
+) -> Result<Option<(i64, i64)>, ErrorCode> {
+    let check = partition
+        .producers
+        .borrow()
+        .check(b.producer_id, b.epoch, b.first_seq, b.last_seq);
+    match check {
+        Check::Append => Ok(None),
+        Check::Duplicate {
+            base_offset,
+            last_offset,
+        } => Ok(Some((base_offset, last_offset))),
+        Check::Reject(code) => Err(code),
+    }
+}
+
 /// A partition with several replicas: the replication core assigns the
 /// offsets and answers (`acks=all` once the HW passes the batch, that is
 /// once every ISR member has it durable). Runs on the owner shard; the
@@ -306,33 +314,17 @@ async fn append_replicated(
     // see `Replica::admits`.
     partition.admits_produce(repl_acks)?;
     let idempotent = batch_info(&view);
-    if let Some(b) = idempotent {
-        let check =
-            partition
-                .producers
-                .borrow()
-                .check(b.producer_id, b.epoch, b.first_seq, b.last_seq);
-        match check {
-            Check::Append => {}
-            Check::Duplicate {
-                base_offset,
-                last_offset,
-            } => {
-                // Answer a retry no sooner than the original: once the HW
-                // passed it (acks=all).
-                if acks == Acks::All {
-                    let deadline = std::time::Instant::now()
-                        + std::time::Duration::from_millis(timeout_ms.max(0) as u64);
-                    while partition.high_watermark().0 <= last_offset {
-                        if std::time::Instant::now() >= deadline {
-                            return Err(ErrorCode::RequestTimedOut);
-                        }
-                        rt::time::sleep(std::time::Duration::from_millis(5)).await;
-                    }
-                }
-                return Ok((LogOffset(base_offset), partition.log_start()));
+    if let Some(b) = &idempotent {
+        if let Some((base_offset, last_offset)) = stored_retry(&partition, b)? {
+            // Answer a retry no sooner than the original: once the HW
+            // passed it (acks=all).
+            if acks == Acks::All {
+                let timeout = std::time::Duration::from_millis(timeout_ms.max(0) as u64);
+                partition
+                    .wait_high_watermark_past(last_offset, timeout)
+                    .await?;
             }
-            Check::Reject(code) => return Err(code),
+            return Ok((LogOffset(base_offset), partition.log_start()));
         }
     }
     let (base, done) =
