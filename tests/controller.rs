@@ -20,140 +20,22 @@
 //! - fencing: once `/controller_epoch` moved on, the controller's write
 //!   with the old epoch fails (it logs that it was deposed) and the
 //!   partition states are written under the new epoch only.
+//!
+//! The brokers come from tests/cluster_harness (as in tests/cluster.rs).
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod cluster_harness;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ringtail");
+use cluster_harness::{pick_ports, serial, Cluster, BIN};
 
-/// The tests run one at a time: a cluster's outgoing connections take
-/// ephemeral ports, which another test may just have picked to listen on.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 const TOPIC: &str = "ctl";
 const PARTITIONS: usize = 3;
 
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
-}
-
-struct Broker {
-    id: u32,
-    kafka_port: u16,
-    client_port: u16,
-    dir: PathBuf,
-    voters: String,
-    child: Option<Child>,
-    starts: usize,
-}
-
-impl Broker {
-    fn new(id: u32, voters: String, client_port: u16, kafka_port: u16) -> Broker {
-        let dir =
-            std::env::temp_dir().join(format!("ringtail-controller-{}-{id}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        Broker {
-            id,
-            kafka_port,
-            client_port,
-            dir,
-            voters,
-            child: None,
-            starts: 0,
-        }
-    }
-
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("stderr.log"))
-            .expect("log file");
-        let overrides = [
-            format!("broker.id={}", self.id),
-            format!("listeners=PLAINTEXT://127.0.0.1:{}", self.kafka_port),
-            format!("log.dirs={}", self.dir.join("data").display()),
-            format!("coordinator.client.port={}", self.client_port),
-            format!("coordinator.voters={}", self.voters),
-            "shard.count=1".to_string(),
-            // Preferred leaders come back within a second.
-            "leader.imbalance.check.interval.seconds=1".to_string(),
-        ];
-        let mut cmd = Command::new(BIN);
-        cmd.arg("broker");
-        for o in &overrides {
-            cmd.args(["--override", o]);
-        }
-        self.starts += 1;
-        self.child = Some(
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("spawn broker"),
-        );
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("broker {} exited with {status}: {}", self.id, self.log());
-            }
-            let started = self.log().matches(" listening on ").count() >= self.starts;
-            if started && TcpStream::connect(("127.0.0.1", self.kafka_port)).is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "broker {} not ready: {}",
-                self.id,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn server(&self) -> String {
-        format!("127.0.0.1:{}", self.client_port)
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.kafka_port)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill9();
-        if std::thread::panicking() {
-            eprintln!("--- broker {} log ---\n{}", self.id, self.log());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
+/// A broker's whole stderr (the controller's lines are checked in it).
+fn broker_log(c: &mut Cluster, id: i32) -> String {
+    std::fs::read_to_string(&c.node(id).log_path).unwrap_or_default()
 }
 
 /// `ringtail coordinator --server S ARGS`; stdout when it exits 0.
@@ -259,35 +141,25 @@ fn epoch_of(server: &str) -> Option<i64> {
 #[test]
 fn the_controller_fails_over_fences_and_drains() {
     let _serial = serial();
-    let ports = free_ports(9);
-    let voters = (0..3)
-        .map(|i| format!("{i}@127.0.0.1:{}", ports[i]))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut brokers: Vec<Broker> = (0..3usize)
-        .map(|i| Broker::new(i as u32, voters.clone(), ports[3 + i], ports[6 + i]))
-        .collect();
-    for b in &mut brokers {
-        b.start();
-    }
-    for b in &mut brokers {
-        b.wait_ready();
-    }
-    eventually("three registered brokers", || {
-        (shell(&brokers[0].server(), &["ls", "/brokers/ids"])?.trim() == "[0, 1, 2]").then_some(())
-    });
-    let created = Command::new(BIN)
-        .args(["topics", "--bootstrap-server", &brokers[0].bootstrap()])
-        .args(["--create", "--topic", TOPIC, "--partitions", "3"])
-        .args(["--replication-factor", "3"])
-        .output()
-        .expect("topics");
-    assert!(created.status.success(), "{created:?}");
-    let initial = eventually("the states", || states(&brokers[0].server()));
+    let mut c = Cluster::loopback(
+        "controller",
+        3,
+        &[
+            "shard.count=1",
+            // Preferred leaders come back within a second.
+            "leader.imbalance.check.interval.seconds=1",
+            // Kafka's default: ISR changes here come from the controller.
+            "replica.lag.time.max.ms=30000",
+        ],
+    );
+    c.start_all();
+    c.create_topic(TOPIC, 3, 3, &[]);
+    let first = c.node(1).coordinator_server();
+    let initial = eventually("the states", || states(&first));
     assert!(initial
         .iter()
         .all(|s| s.leader_epoch == 0 && s.isr.len() == 3));
-    let controller = eventually("a controller", || controller_of(&brokers[0].server()));
+    let controller = eventually("a controller", || controller_of(&first));
 
     // 1. The controller epoch moves on behind the controller's back (as
     //    when another broker took over), then the leader of a partition
@@ -296,7 +168,7 @@ fn the_controller_fails_over_fences_and_drains() {
         .find(|&p| initial[p].leader != controller)
         .expect("a partition led by another broker");
     let dead = initial[k].leader;
-    let server = brokers[controller as usize].server();
+    let server = c.node(controller).coordinator_server();
     let fenced_epoch = epoch_of(&server).expect("epoch") + 100;
     assert!(shell(
         &server,
@@ -304,7 +176,7 @@ fn the_controller_fails_over_fences_and_drains() {
     )
     .is_some());
     let old_registration = czxid(&server, &format!("/brokers/ids/{dead}")).expect("registration");
-    brokers[dead as usize].kill9();
+    c.kill9(dead);
     let started = Instant::now();
     let after = eventually("new leaders without the dead broker", || {
         let now = states(&server)?;
@@ -328,7 +200,7 @@ fn the_controller_fails_over_fences_and_drains() {
     for s in &after {
         assert_eq!(s.controller_epoch, fenced_epoch, "{after:?}");
     }
-    let log = brokers[controller as usize].log();
+    let log = broker_log(&mut c, controller);
     assert!(log.contains("controller: deposed"), "{log}");
     let line = format!(
         "controller: {TOPIC}-{k} leader {dead} -> {}, epoch 0 -> 1, isr {} -> {} (broker {dead} gone)",
@@ -341,8 +213,7 @@ fn the_controller_fails_over_fences_and_drains() {
 
     // 2. It restarts with a new registration and leads nothing in an old
     //    epoch.
-    brokers[dead as usize].start();
-    brokers[dead as usize].wait_ready();
+    c.start(dead);
     let new_registration = eventually("the new registration", || {
         czxid(&server, &format!("/brokers/ids/{dead}")).filter(|z| *z != old_registration)
     });
@@ -364,7 +235,7 @@ fn the_controller_fails_over_fences_and_drains() {
         (s.leader == dead).then_some(s)
     });
     assert!(back.leader_epoch >= 2, "{back:?}");
-    let log = brokers[controller as usize].log();
+    let log = broker_log(&mut c, controller);
     assert!(
         log.contains(&format!(
             "controller: {TOPIC}-{k} leader {} -> {dead}",
@@ -394,7 +265,7 @@ fn the_controller_fails_over_fences_and_drains() {
             .then_some(s)
     });
     assert_ne!(drained[0].leader, draining, "{drained:?}");
-    let log = brokers[controller as usize].log();
+    let log = broker_log(&mut c, controller);
     assert!(
         log.contains(&format!("(controlled shutdown of broker {draining}")),
         "{log}"
@@ -407,9 +278,13 @@ fn the_controller_fails_over_fences_and_drains() {
     let led: Vec<usize> = (0..PARTITIONS)
         .filter(|&p| before[p].leader == controller)
         .collect();
-    brokers[controller as usize].kill9();
-    let other = (0..3).find(|&b| b != controller).expect("another broker");
-    let server = brokers[other as usize].server();
+    c.kill9(controller);
+    let other = c
+        .ids()
+        .into_iter()
+        .find(|&b| b != controller)
+        .expect("another broker");
+    let server = c.node(other).coordinator_server();
     let (next, epoch) = eventually("a new controller", || {
         let c = controller_of(&server)?;
         (c != controller).then_some((c, epoch_of(&server)?))
@@ -452,7 +327,7 @@ fn the_control_plane_api_in_process() {
     // is bound: start again on new ports then.
     let start_all = || -> Result<Vec<ringtail::coordinator::Coordinator>, String> {
         let _ = std::fs::remove_dir_all(&root);
-        let ports = free_ports(9);
+        let ports = pick_ports(9);
         let voters = (0..3)
             .map(|i| format!("{i}@127.0.0.1:{}", ports[i]))
             .collect::<Vec<_>>()
