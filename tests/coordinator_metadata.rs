@@ -15,13 +15,14 @@
 //!   read from every peer's tree, the name is taken for broker 2 as well,
 //!   and broker 1 restarted after kill -9 finds it again.
 
-use std::io::{Read, Write};
+#[path = "wire/mod.rs"]
+mod wire;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
 use ringtail_protocol::messages::kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
@@ -29,8 +30,6 @@ use ringtail_protocol::messages::kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use ringtail_protocol::messages::kafka_protocol::protocol::StrBytes;
-use ringtail_protocol::messages::{decode_response, encode_request_frame, parse_response_header};
-use ringtail_protocol::{ApiKey, CorrelationId};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ringtail");
 
@@ -54,24 +53,8 @@ fn set_topic_configs(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) -> 
                     .collect(),
             ),
     ]);
-    let mut buf = BytesMut::new();
-    encode_request_frame(
-        0,
-        CorrelationId(1),
-        Some("coordinator-metadata-test"),
-        &request,
-        &mut buf,
-    )
-    .expect("encode");
-    let mut stream = TcpStream::connect(bootstrap).expect("connect");
-    stream.write_all(&buf).expect("send");
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).expect("response size");
-    let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut body).expect("response");
-    let api = ApiKey::IncrementalAlterConfigs;
-    let (_, rest) = parse_response_header(api, 0, &body).expect("header");
-    let response: IncrementalAlterConfigsResponse = decode_response(api, 0, rest).expect("decode");
+    let response: IncrementalAlterConfigsResponse =
+        wire::Conn::connect(bootstrap, "coordinator-metadata-test").call(0, &request);
     response.responses[0].error_code
 }
 
