@@ -44,6 +44,7 @@ except ImportError as e:
 
 # Timeouts short enough that a request stuck on a dead or cut-off broker
 # is retried elsewhere within seconds, long enough for a leader election.
+# cluster_groups.py uses these too.
 CLIENT_CONFIG = {
     "socket.timeout.ms": 5000,
     "socket.connection.setup.timeout.ms": 3000,

@@ -45,20 +45,7 @@ except ImportError as e:
     print(f"FAIL: {e}: run tests/run-all.sh to install the clients into .venv", file=sys.stderr)
     sys.exit(2)
 
-CLIENT_CONFIG = {
-    "socket.timeout.ms": 5000,
-    "socket.connection.setup.timeout.ms": 3000,
-    "reconnect.backoff.ms": 50,
-    "reconnect.backoff.max.ms": 500,
-    "retry.backoff.ms": 50,
-    "retry.backoff.max.ms": 500,
-    "topic.metadata.refresh.interval.ms": 2000,
-}
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", file=sys.stderr, flush=True)
-    sys.exit(1)
+from cluster_client import CLIENT_CONFIG, fail
 
 
 def out(line):
@@ -203,16 +190,7 @@ def resume(bootstrap, topic, group, partitions):
     for tp in committed(c, topic, range(partitions), deadline):
         out(f"COMMITTED {tp.partition} {tp.offset if tp.offset >= 0 else -1}")
         position[tp.partition] = max(tp.offset, 0)
-    ends = {}
-    for p in range(partitions):
-        while True:
-            try:
-                ends[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
-                break
-            except KafkaException as e:
-                if time.time() > deadline:
-                    fail(f"watermarks of partition {p}: {e}")
-                time.sleep(0.2)
+    ends = ends_of(c, topic, partitions, deadline)
     c.subscribe([topic])
     while any(position[p] < ends[p] for p in ends):
         if time.time() > deadline:
