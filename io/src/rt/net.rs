@@ -357,14 +357,28 @@ impl TcpStream {
         while left > 0 {
             // SAFETY: sendfile between two descriptors we hold, with a
             // pointer to our own offset.
-            let n = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut off, left) };
-            if n > 0 {
-                left -= n as usize;
-                super::count(|s| s.bytes_spliced += n as u64);
-                continue;
-            }
+            let n = self
+                .nonblocking_send(|| unsafe {
+                    libc::sendfile(sock, file.as_raw_fd(), &mut off, left)
+                })
+                .await?;
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            left -= n;
+            super::count(|s| s.bytes_spliced += n as u64);
+        }
+        Ok(())
+    }
+
+    /// Runs a send-side system call on the non-blocking socket until it
+    /// moves bytes or fails: on EAGAIN it waits on the ring for room, on
+    /// EINTR it tries again. Returns what the call returned (0 included).
+    async fn nonblocking_send(&self, mut call: impl FnMut() -> isize) -> io::Result<usize> {
+        loop {
+            let n = call();
+            if n >= 0 {
+                return Ok(n as usize);
             }
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
@@ -373,7 +387,6 @@ impl TcpStream {
                 _ => return Err(e),
             }
         }
-        Ok(())
     }
 
     /// Sends `len` bytes of `file` from `pos`: SPLICE file -> pipe through
@@ -407,31 +420,24 @@ impl TcpStream {
             // already, and the socket is non-blocking.
             while in_pipe > 0 {
                 // SAFETY: splice between two descriptors we hold.
-                let n = unsafe {
-                    libc::splice(
-                        pipe_r,
-                        std::ptr::null_mut(),
-                        sock,
-                        std::ptr::null_mut(),
-                        in_pipe as usize,
-                        libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-                    )
-                };
-                if n > 0 {
-                    in_pipe -= n as u32;
-                    sent += n as u64;
-                    super::count(|s| s.bytes_spliced += n as u64);
-                    continue;
-                }
+                let n = self
+                    .nonblocking_send(|| unsafe {
+                        libc::splice(
+                            pipe_r,
+                            std::ptr::null_mut(),
+                            sock,
+                            std::ptr::null_mut(),
+                            in_pipe as usize,
+                            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+                        )
+                    })
+                    .await?;
                 if n == 0 {
                     return Err(io::ErrorKind::WriteZero.into());
                 }
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::EAGAIN) => self.wait_writable().await?,
-                    Some(libc::EINTR) => {}
-                    _ => return Err(e),
-                }
+                in_pipe -= n as u32;
+                sent += n as u64;
+                super::count(|s| s.bytes_spliced += n as u64);
             }
         }
         Ok(())
