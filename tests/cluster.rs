@@ -118,6 +118,22 @@ fn first_ack_after(report: &ProducerReport, partition: i32, since_ms: u64) -> Op
         .min()
 }
 
+/// An RF 3 topic `topic` (3 partitions, `min.insync.replicas=2`) with
+/// every replica in the ISR, and an idempotent acks=all producer at
+/// `rate` records/s that has `warm` acknowledgements already.
+fn loaded_topic(
+    c: &mut Cluster,
+    topic: &str,
+    rate: u32,
+    warm: usize,
+) -> (Vec<PartitionState>, ProducerProc) {
+    c.create_topic(topic, 3, 3, &["min.insync.replicas=2"]);
+    let parts = c.wait_fully_replicated(topic, WAIT);
+    let mut producer = c.producer(topic, rate);
+    producer.wait_acks(0, warm, None, WAIT);
+    (parts, producer)
+}
+
 /// Stops the producer, reads the topic back, checks every acknowledged
 /// record against it, stops the cluster and compares the replicas' bytes
 /// below each partition's high watermark; panics on any problem.
@@ -315,10 +331,7 @@ fn failover_under_load_keeps_every_acknowledged_record() {
     const T: &str = "failover";
     let mut c = Cluster::loopback("failover", 3, &[]);
     c.start_all();
-    c.create_topic(T, 3, 3, &["min.insync.replicas=2"]);
-    let parts = c.wait_fully_replicated(T, WAIT);
-    let mut producer = c.producer(T, 300);
-    producer.wait_acks(0, 300, None, WAIT);
+    let (parts, mut producer) = loaded_topic(&mut c, T, 300, 300);
 
     // 1. SIGKILL the leader of partition 0: another ISR member takes
     // over and acks=all writes to partition 0 go on.
@@ -377,10 +390,7 @@ fn clean_stop_of_leaders_under_load_keeps_every_acknowledged_record() {
     const T: &str = "cleanstop";
     let mut c = Cluster::loopback("cleanstop", 3, &[]);
     c.start_all();
-    c.create_topic(T, 3, 3, &["min.insync.replicas=2"]);
-    c.wait_fully_replicated(T, WAIT);
-    let mut producer = c.producer(T, 300);
-    producer.wait_acks(0, 300, None, WAIT);
+    let (_, mut producer) = loaded_topic(&mut c, T, 300, 300);
     // SIGTERM the leader of each partition in turn: a controlled shutdown
     // moves its leaderships to other ISR members first, writes go on; it
     // restarts and rejoins every ISR.
@@ -425,10 +435,7 @@ fn cut_off_leader_is_replaced_and_rejoins_as_follower() {
     };
     require_confluent_kafka();
     c.start_all();
-    c.create_topic(T, 3, 3, &["min.insync.replicas=2"]);
-    let parts = c.wait_fully_replicated(T, WAIT);
-    let mut producer = c.producer(T, 300);
-    producer.wait_acks(0, 300, None, WAIT);
+    let (parts, mut producer) = loaded_topic(&mut c, T, 300, 300);
 
     let leader = leader_of(&parts, 0);
     let before = producer.acked(Some(0));
@@ -731,10 +738,7 @@ fn soak_kill_and_cut_cycles() {
         }
     };
     c.start_all();
-    c.create_topic(T, 3, 3, &["min.insync.replicas=2"]);
-    c.wait_fully_replicated(T, WAIT);
-    let mut producer = c.producer(T, 200);
-    producer.wait_acks(0, 100, None, WAIT);
+    let (_, mut producer) = loaded_topic(&mut c, T, 200, 100);
     let mut failovers = Vec::new();
     let mut elections = Vec::new();
     for cycle in 0..cycles {

@@ -875,8 +875,13 @@ impl Cluster {
     /// `ringtail topics --bootstrap-server <live brokers> ARGS`.
     pub fn topics(&mut self, args: &[&str]) -> Out {
         let bootstrap = self.live_bootstrap();
+        self.topics_via(&bootstrap, args)
+    }
+
+    /// `ringtail topics --bootstrap-server BOOTSTRAP ARGS`.
+    fn topics_via(&self, bootstrap: &str, args: &[&str]) -> Out {
         let mut c = Command::new(BIN);
-        c.args(["topics", "--bootstrap-server", &bootstrap])
+        c.args(["topics", "--bootstrap-server", bootstrap])
             .args(args);
         run(&mut c, Duration::from_secs(30), &self.root)
     }
@@ -930,14 +935,40 @@ impl Cluster {
     }
 
     /// Waits until every partition has a leader and all `n` replicas in
-    /// its ISR.
+    /// its ISR, as every live broker describes it: a broker just healed
+    /// from a cut answers Metadata from the view it had before the cut
+    /// (its ISRs full) until its coordinator peer has caught up, as a
+    /// Kafka broker answers from its metadata cache.
     pub fn wait_fully_replicated(&mut self, topic: &str, timeout: Duration) -> Vec<PartitionState> {
         let n = self.nodes.len();
-        self.wait_partitions(topic, timeout, "every replica in the ISR", |parts| {
-            parts
-                .iter()
-                .all(|p| p.leader.is_some() && p.replicas.len() == n && p.isr.len() == n)
-        })
+        let name = self.name.clone();
+        let full = |parts: &[PartitionState]| {
+            !parts.is_empty()
+                && parts
+                    .iter()
+                    .all(|p| p.leader.is_some() && p.replicas.len() == n && p.isr.len() == n)
+        };
+        wait_for(
+            timeout,
+            &format!("[{name}] {topic}: every replica in the ISR, as every live broker says"),
+            || {
+                let live: Vec<String> = self
+                    .nodes
+                    .iter_mut()
+                    .filter_map(|n| (n.is_running() && !n.cut).then(|| n.bootstrap()))
+                    .collect();
+                let mut agreed = Vec::new();
+                for b in &live {
+                    let out = self.topics_via(b, &["--describe", "--topic", topic]);
+                    let parts = parse_describe(&out.stdout);
+                    if !out.ok || !full(&parts) {
+                        return Err(format!("via {b}: {out}"));
+                    }
+                    agreed = parts;
+                }
+                Ok(agreed)
+            },
+        )
     }
 
     /// Runs tests/clients/cluster_client.py with `args` to its end.
