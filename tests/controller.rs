@@ -468,14 +468,18 @@ fn the_control_plane_api_in_process() {
     coordinators[leader as usize]
         .controlled_shutdown(Duration::from_secs(20))
         .expect("controlled shutdown");
-    // The published view follows within a tick.
+    // The published view follows within a tick, one partition state at a
+    // time: wait until it shows them all moved (the controller writes
+    // partition 1's state just after partition 0's).
     let leader_view = coordinators[leader as usize].view();
     let after = eventually("the view after the controlled shutdown", || {
         let v = leader_view.load_full();
-        v.topics["api"].partitions[0]
-            .leader_epoch
-            .eq(&1)
-            .then_some(v)
+        let parts = &v.topics["api"].partitions;
+        let moved = parts[0].leader_epoch == 1
+            && parts
+                .iter()
+                .all(|info| info.leader != leader && !info.isr.contains(&leader));
+        moved.then_some(v)
     });
     assert!(after.shutting_down.contains(&leader));
     for (p, info) in after.topics["api"].partitions.iter().enumerate() {
